@@ -1,0 +1,387 @@
+"""One host's kernel (``struct net``): devices, routes, sysctls, MIB, tables, and the IPv4 paths.
+
+Receive: ``ip_rcv`` -> ``ip_local_deliver`` -> protocol handler (``tcp_v4_rcv``, ``udp_rcv``,
+``icmp_rcv``). Send: ``ip_queue_xmit`` / ``ip_build_and_send_pkt`` -> route -> device. Local
+destinations go through the loopback device and a softirq-like backlog, never by recursion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import deque
+from collections.abc import Callable
+
+from ..ktime import Clock, KTimer
+from ..packet.ipv4 import (
+    IP_CSUMERR,
+    IP_MF,
+    IP_OFFSET,
+    IP_OK,
+    IP_TRUNCATED,
+    IPHDR_LEN,
+    IPPROTO_ICMP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    int2ip,
+    ip2int,
+    ip_build,
+    ip_parse,
+)
+from ..sysctl import Sysctl
+from ..trace import Tracepoints
+from .mib import Mib
+
+# netfilter hook numbers (NF_INET_*)
+NF_INET_PRE_ROUTING = 0
+NF_INET_LOCAL_IN = 1
+NF_INET_FORWARD = 2
+NF_INET_LOCAL_OUT = 3
+NF_INET_POST_ROUTING = 4
+
+# A hook sees (net, data, dev_name) and returns the datagram to go on with (maybe rewritten) or None
+NfHook = Callable[["Netns", bytes, str], "bytes | None"]
+
+
+class NetDevice:
+    """A network interface: name, MTU, IPv4 addresses, and the driver's transmit function."""
+
+    __slots__ = ("name", "mtu", "addrs", "xmit", "net", "up", "tx_packets", "rx_packets",
+                 "tx_bytes", "rx_bytes")
+
+    def __init__(self, name: str, mtu: int = 1500,
+                 xmit: Callable[[bytes, int], None] | None = None) -> None:
+        self.name = name
+        self.mtu = mtu
+        self.addrs: list[tuple[int, int]] = []       # (address, prefixlen)
+        self.xmit = xmit
+        self.net: Netns | None = None
+        self.up = True
+        self.tx_packets = self.rx_packets = self.tx_bytes = self.rx_bytes = 0
+
+
+class Route:
+    """One FIB entry: destination prefix, output device, optional gateway and preferred source."""
+
+    __slots__ = ("dst", "plen", "mask", "dev", "gw", "src")
+
+    def __init__(self, dst: int, plen: int, dev: NetDevice, gw: int = 0, src: int = 0) -> None:
+        self.plen = plen
+        self.mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+        self.dst = dst & self.mask
+        self.dev = dev
+        self.gw = gw
+        self.src = src
+
+
+class Netns:
+    """A network namespace: the whole kernel of one simulated (or TUN-attached) host."""
+
+    def __init__(self, clock: Clock, name: str = "host", seed: int = 0,
+                 sysctl: Sysctl | None = None) -> None:
+        self.name = name
+        self.clock = clock
+        self.sysctl = sysctl if sysctl is not None else Sysctl()
+        self.mib = Mib()
+        self.trace = Tracepoints()
+        self.rng = random.Random(f"{name}/{seed}")
+        self.secret = hashlib.blake2b(f"net_secret/{name}/{seed}".encode(), digest_size=16).digest()
+        self.devices: dict[str, NetDevice] = {}
+        self.routes: list[Route] = []
+        self.local_addrs: set[int] = set()
+        self.nf_hooks: list[list[NfHook]] = [[], [], [], [], []]
+        self.ip_id = self.rng.getrandbits(16)
+        self._backlog: deque[tuple[NetDevice, bytes]] = deque()
+        self._softirq = KTimer(clock, self._net_rx_action)
+        lo = NetDevice("lo", mtu=65536, xmit=self._loopback_xmit)
+        self.add_device(lo)
+        self.add_addr("lo", "127.0.0.1", 8)
+        self.lo = lo
+        from ..tcp.hashtables import InetHashinfo
+
+        self.tcp_hashinfo = InetHashinfo(self)
+        self._udp_table = None
+        from ..socket import FdTable
+
+        self.files = FdTable(self)
+        self.tcp_orphan_count = 0
+        self.tw_count = 0
+        self.sockets: set = set()          # every full TCP/UDP socket alive, for netstat/ss
+
+    @property
+    def udp_table(self):
+        """The UDP socket table, made on first use (most simulated hosts never touch UDP)."""
+        t = self._udp_table
+        if t is None:
+            from .udp import UdpTable
+
+            t = self._udp_table = UdpTable(self)
+        return t
+
+    # ---- configuration (ip link / ip addr / ip route) -------------------------------------
+
+    def add_device(self, dev: NetDevice) -> NetDevice:
+        """Register an interface (``register_netdevice``)."""
+        dev.net = self
+        self.devices[dev.name] = dev
+        return dev
+
+    def add_addr(self, devname: str, addr: str | int, prefixlen: int = 24) -> None:
+        """``ip addr add ADDR/PREFIX dev DEV``: the address and its connected route."""
+        a = ip2int(addr) if isinstance(addr, str) else addr
+        dev = self.devices[devname]
+        dev.addrs.append((a, prefixlen))
+        self.local_addrs.add(a)
+        self.add_route(a, prefixlen, devname, src=a)
+
+    def add_route(self, dst: str | int, plen: int, devname: str, gw: str | int = 0,
+                  src: str | int = 0) -> None:
+        """``ip route add DST/PLEN [via GW] dev DEV [src SRC]``; longest prefix wins."""
+        d = ip2int(dst) if isinstance(dst, str) else dst
+        g = ip2int(gw) if isinstance(gw, str) else gw
+        s = ip2int(src) if isinstance(src, str) else src
+        self.routes.append(Route(d, plen, self.devices[devname], g, s))
+        self.routes.sort(key=lambda r: -r.plen)
+
+    def add_default_route(self, devname: str, gw: str | int = 0) -> None:
+        self.add_route(0, 0, devname, gw)
+
+    def primary_addr(self) -> int:
+        """First non-loopback address (what a host is 'called')."""
+        for dev in self.devices.values():
+            if dev is not self.lo and dev.addrs:
+                return dev.addrs[0][0]
+        return 0x7F000001
+
+    def fib_lookup(self, daddr: int) -> Route | None:
+        """Route for a destination (``fib_lookup``): local addresses go via loopback."""
+        if daddr in self.local_addrs or (daddr >> 24) == 127:
+            return self._lo_route(daddr)
+        for r in self.routes:
+            if (daddr & r.mask) == r.dst:
+                return r
+        return None
+
+    def _lo_route(self, daddr: int) -> Route:
+        return Route(daddr, 32, self.lo, 0, daddr)
+
+    def inet_select_addr(self, route: Route, daddr: int) -> int:
+        """Source address for a route (``inet_select_addr``): preferred src, else the dev's first."""
+        if route.src:
+            return route.src
+        if route.dev is self.lo:
+            return daddr
+        for a, _ in route.dev.addrs:
+            return a
+        return self.primary_addr()
+
+    def now_us(self) -> int:
+        return self.clock.now_us()
+
+    def route_mtu(self, daddr: int) -> int:
+        """Path MTU toward ``daddr``: the output device's MTU (no PMTU cache yet)."""
+        r = self.fib_lookup(daddr)
+        return r.dev.mtu if r is not None else 1500
+
+    def tcp_timeout_init(self) -> int:
+        """Initial RTO for SYN / SYN-ACK in us (``tcp_timeout_init``: TCP_TIMEOUT_INIT, 1 s)."""
+        return 1_000_000
+
+    def sysctl_reserved_ports(self):
+        """net.ipv4.ip_local_reserved_ports as a set."""
+        return self.sysctl.ip_local_reserved_ports
+
+    # ---- receive ---------------------------------------------------------------------------
+
+    def netif_receive(self, dev: NetDevice, data: bytes) -> None:
+        """Driver entry point: one IPv4 datagram arrived on ``dev`` (``netif_receive_skb``)."""
+        dev.rx_packets += 1
+        dev.rx_bytes += len(data)
+        tp = self.trace.packet
+        if tp.subs:
+            tp.emit(self, dev, data, "in", self.clock.now_us())
+        self.ip_rcv(dev, data)
+
+    def ip_rcv(self, dev: NetDevice, data: bytes) -> None:
+        """Validate the IP header (``ip_rcv_core``), run PRE_ROUTING, then deliver or forward."""
+        mib = self.mib
+        mib["IpInReceives"] += 1
+        reason, iph = ip_parse(data)
+        if reason != IP_OK:
+            if reason == IP_TRUNCATED:
+                mib["IpExtInTruncatedPkts"] += 1
+                why = "PKT_TOO_SMALL"
+            else:
+                mib["IpInHdrErrors"] += 1
+                if reason == IP_CSUMERR:
+                    mib["IpExtInCsumErrors"] += 1
+                    why = "IP_CSUM"
+                else:
+                    why = "IP_INHDR"
+            self.drop(data, why)
+            return
+        assert iph is not None
+        if len(data) != iph.tot_len:
+            data = data[: iph.tot_len]                  # strip link padding (pskb_trim_rcsum)
+        hooks = self.nf_hooks[NF_INET_PRE_ROUTING]
+        if hooks:
+            data2 = self._nf_run(hooks, data, dev)
+            if data2 is None:
+                return
+            if data2 is not data:
+                data = data2
+                _, iph = ip_parse(data)
+                if iph is None:
+                    return
+        daddr = iph.daddr
+        if daddr in self.local_addrs or (dev is self.lo and (daddr >> 24) == 127):
+            self.ip_local_deliver(dev, iph, data)
+        elif self.sysctl.ip_forward:
+            self.ip_forward(dev, iph, data)
+        else:
+            mib["IpInAddrErrors"] += 1
+            self.drop(data, "IP_INADDRERRORS")
+
+    def ip_local_deliver(self, dev: NetDevice, iph, data: bytes) -> None:
+        """Hand a datagram for this host to its protocol (``ip_local_deliver_finish``)."""
+        if iph.frag_off & (IP_MF | IP_OFFSET):
+            self.mib["IpReasmFails"] += 1                # no reassembly: we never fragment
+            self.drop(data, "IP_FRAG")
+            return
+        hooks = self.nf_hooks[NF_INET_LOCAL_IN]
+        if hooks:
+            data2 = self._nf_run(hooks, data, dev)
+            if data2 is None:
+                return
+            if data2 is not data:
+                data = data2
+                _, iph = ip_parse(data)
+                if iph is None:
+                    return
+        self.mib["IpInDelivers"] += 1
+        proto = iph.protocol
+        off = iph.ihl * 4
+        if proto == IPPROTO_TCP:
+            from ..tcp.ipv4 import tcp_v4_rcv
+
+            tcp_v4_rcv(self, iph, data, off)
+        elif proto == IPPROTO_UDP:
+            self.udp_table.udp_rcv(iph, data, off)
+        elif proto == IPPROTO_ICMP:
+            from .icmp import icmp_rcv
+
+            icmp_rcv(self, iph, data, off)
+        else:
+            self.mib["IpInUnknownProtos"] += 1
+            from .icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, icmp_send
+
+            icmp_send(self, data, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
+
+    def ip_forward(self, dev: NetDevice, iph, data: bytes) -> None:
+        """Route a transit datagram (``ip_forward``): TTL, FORWARD and POST_ROUTING hooks."""
+        if iph.ttl <= 1:
+            from .icmp import ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, icmp_send
+
+            icmp_send(self, data, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)
+            self.drop(data, "IP_TTL")
+            return
+        route = self.fib_lookup(iph.daddr)
+        if route is None or route.dev is self.lo:
+            self.mib["IpOutNoRoutes"] += 1
+            self.drop(data, "IP_OUTNOROUTES")
+            return
+        # decrement TTL and patch the checksum incrementally (ip_decrease_ttl)
+        b = bytearray(data)
+        b[8] -= 1
+        check = int.from_bytes(b[10:12], "big") + 0x0100
+        b[10:12] = ((check + (check >> 16)) & 0xFFFF).to_bytes(2, "big")
+        data = bytes(b)
+        hooks = self.nf_hooks[NF_INET_FORWARD]
+        if hooks:
+            data = self._nf_run(hooks, data, dev)
+            if data is None:
+                return
+        self.mib["IpForwDatagrams"] += 1
+        self._dev_queue_xmit(route, iph.daddr, data)
+
+    # ---- send ------------------------------------------------------------------------------
+
+    def ip_output(self, saddr: int, daddr: int, proto: int, payload: bytes, tos: int = 0,
+                  ttl: int | None = None, df: bool = True) -> bool:
+        """Build and send one datagram (``ip_queue_xmit`` / ``ip_build_and_send_pkt``).
+
+        Returns False (and counts IpOutNoRoutes) when there is no route.
+        """
+        route = self.fib_lookup(daddr)
+        if route is None:
+            self.mib["IpOutNoRoutes"] += 1
+            return False
+        self.ip_id = (self.ip_id + 1) & 0xFFFF
+        data = ip_build(saddr, daddr, proto, payload,
+                        ttl if ttl is not None else self.sysctl.ip_default_ttl, tos, self.ip_id, df)
+        self.mib["IpOutRequests"] += 1
+        hooks = self.nf_hooks[NF_INET_LOCAL_OUT]
+        if hooks:
+            data = self._nf_run(hooks, data, route.dev)
+            if data is None:
+                return True
+        self._dev_queue_xmit(route, daddr, data)
+        return True
+
+    def _dev_queue_xmit(self, route: Route, daddr: int, data: bytes) -> None:
+        hooks = self.nf_hooks[NF_INET_POST_ROUTING]
+        if hooks:
+            data = self._nf_run(hooks, data, route.dev)
+            if data is None:
+                return
+        dev = route.dev
+        if not dev.up or dev.xmit is None:
+            self.drop(data, "NETDEV_DOWN")
+            return
+        dev.tx_packets += 1
+        dev.tx_bytes += len(data)
+        tp = self.trace.packet
+        if tp.subs:
+            tp.emit(self, dev, data, "out", self.clock.now_us())
+        dev.xmit(data, route.gw or daddr)
+
+    def _loopback_xmit(self, data: bytes, nexthop: int) -> None:
+        """loopback_xmit: queue for our own receive path, processed as a softirq would."""
+        self._backlog.append((self.lo, data))
+        if not self._softirq.pending:
+            self._softirq.mod(self.clock.now_us())
+
+    def _net_rx_action(self, _arg: object) -> None:
+        backlog = self._backlog
+        while backlog:
+            dev, data = backlog.popleft()
+            self.netif_receive(dev, data)
+
+    def _nf_run(self, hooks: list[NfHook], data: bytes, dev: NetDevice) -> bytes | None:
+        for hook in hooks:
+            out = hook(self, data, dev.name)
+            if out is None:
+                self.drop(data, "NETFILTER_DROP")
+                return None
+            data = out
+        return data
+
+    def nf_register_hook(self, hooknum: int, fn: NfHook) -> None:
+        """Add a netfilter-style hook (``nf_register_net_hook``): firewall, NAT, load balancer."""
+        self.nf_hooks[hooknum].append(fn)
+
+    def nf_unregister_hook(self, hooknum: int, fn: NfHook) -> None:
+        self.nf_hooks[hooknum].remove(fn)
+
+    def drop(self, what: object, reason: str) -> None:
+        """``kfree_skb_reason``: a packet is dropped; tell the drop tracepoint why."""
+        tp = self.trace.drop
+        if tp.subs:
+            tp.emit(self, what, reason, self.clock.now_us())
+
+    def __repr__(self) -> str:
+        return f"<Netns {self.name} {int2ip(self.primary_addr())}>"
+
+
+__all__ = ["Netns", "NetDevice", "Route", "IPHDR_LEN", "NF_INET_PRE_ROUTING", "NF_INET_LOCAL_IN",
+           "NF_INET_FORWARD", "NF_INET_LOCAL_OUT", "NF_INET_POST_ROUTING"]

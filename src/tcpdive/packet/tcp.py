@@ -1,0 +1,224 @@
+"""TCP header and options (RFC 9293 3.1, RFC 7323, RFC 2018) as Linux writes and parses them.
+
+Options are written in the order and alignment of ``tcp_options_write`` (tcp_output.c), so a SYN
+from tcpdive reads ``mss 1460,sackOK,TS val .. ecr 0,nop,wscale 7`` like one from Linux.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .checksum import csum_fold, csum_partial, pseudo_sum
+
+TCPHDR = struct.Struct("!HHIIBBHHH")   # source, dest, seq, ack_seq, doff<<4, flags, window, check, urg_ptr
+TCPHDR_LEN = 20
+_pack_hdr = TCPHDR.pack
+_unpack_hdr = TCPHDR.unpack_from
+
+# TCP header flags (TCPHDR_* in include/net/tcp.h)
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+# Option kinds (TCPOPT_*)
+TCPOPT_EOL = 0
+TCPOPT_NOP = 1
+TCPOPT_MSS = 2
+TCPOPT_WINDOW = 3
+TCPOPT_SACK_PERM = 4
+TCPOPT_SACK = 5
+TCPOPT_TIMESTAMP = 8
+TCPOPT_MD5SIG = 19
+TCPOPT_FASTOPEN = 34
+TCPOPT_EXP = 254
+
+TCPOLEN_TSTAMP_ALIGNED = 12
+TCP_MAX_WSCALE = 14
+MAX_TCP_OPTION_SPACE = 40
+
+_TS_ALIGNED = struct.Struct("!BBBBII")     # nop, nop, kind 8, len 10, tsval, tsecr
+_MSS = struct.Struct("!BBH")
+_SACK_TS = struct.Struct("!BBBBII")        # sackOK(4,2) then TS(8,10): Linux's SYN layout
+_II = struct.Struct("!II")
+_TS_PREFIX_NOPNOP = b"\x01\x01\x08\x0a"
+_TS_PREFIX_SACKOK = b"\x04\x02\x08\x0a"
+
+
+def flags_str(flags: int) -> str:
+    """tcpdump's flag letters: S, F, R, P, ., E, W, U (e.g. 'S.' for SYN-ACK)."""
+    s = ""
+    if flags & SYN:
+        s += "S"
+    if flags & FIN:
+        s += "F"
+    if flags & RST:
+        s += "R"
+    if flags & PSH:
+        s += "P"
+    if flags & URG:
+        s += "U"
+    if flags & ECE:
+        s += "E"
+    if flags & CWR:
+        s += "W"
+    if flags & ACK:
+        s += "."
+    return s or "none"
+
+
+def syn_options(mss: int, sack: bool, ts: tuple[int, int] | None, wscale: int | None) -> bytes:
+    """Options of a SYN / SYN-ACK in Linux's layout: MSS, [sackOK,] [TS,] [nop, wscale]."""
+    out = _MSS.pack(TCPOPT_MSS, 4, mss)
+    if ts is not None:
+        prefix = _TS_PREFIX_SACKOK if sack else _TS_PREFIX_NOPNOP
+        out += prefix + _II.pack(ts[0] & 0xFFFFFFFF, ts[1] & 0xFFFFFFFF)
+    elif sack:
+        out += b"\x01\x01\x04\x02"
+    if wscale is not None:
+        out += bytes((TCPOPT_NOP, TCPOPT_WINDOW, 3, wscale))
+    return out
+
+
+def ts_option(tsval: int, tsecr: int) -> bytes:
+    """The 12-byte aligned timestamp option Linux puts on every non-SYN segment."""
+    return _TS_PREFIX_NOPNOP + _II.pack(tsval & 0xFFFFFFFF, tsecr & 0xFFFFFFFF)
+
+
+def sack_option(blocks: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> bytes:
+    """nop, nop, SACK with up to 4 blocks (3 alongside timestamps), as ``tcp_options_write``."""
+    n = len(blocks)
+    out = bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK, 2 + 8 * n))
+    for start, end in blocks:
+        out += _II.pack(start & 0xFFFFFFFF, end & 0xFFFFFFFF)
+    return out
+
+
+def tcp_build(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq: int, flags: int,
+              window: int, options: bytes = b"", payload: bytes = b"", urg_ptr: int = 0) -> bytes:
+    """A TCP segment with a correct checksum over the IPv4 pseudo-header (``tcp_transmit_skb``)."""
+    olen = len(options)
+    if olen & 3:
+        options += b"\x00" * (4 - (olen & 3))      # EOL padding
+        olen = len(options)
+    doff = (TCPHDR_LEN + olen) >> 2
+    hdr = _pack_hdr(sport, dport, seq & 0xFFFFFFFF, ack_seq & 0xFFFFFFFF, doff << 4, flags,
+                    window, 0, urg_ptr)
+    seg = hdr + options + payload
+    check = csum_fold(csum_partial(seg, pseudo_sum(saddr, daddr, 6, len(seg))))
+    return seg[:16] + check.to_bytes(2, "big") + seg[18:]
+
+
+class TcpOpts:
+    """Options as read off one segment, before any sysctl or state says which ones count."""
+
+    __slots__ = ("mss", "wscale", "sack_ok", "saw_tstamp", "tsval", "tsecr", "sack", "truncated",
+                 "fastopen", "md5")
+
+    def __init__(self) -> None:
+        self.mss = 0
+        self.wscale = -1
+        self.sack_ok = False
+        self.saw_tstamp = False
+        self.tsval = 0
+        self.tsecr = 0
+        self.sack: tuple[tuple[int, int], ...] = ()
+        self.truncated = False
+        self.fastopen = False
+        self.md5 = False
+
+
+_unpack_ii = _II.unpack_from
+_unpack_h = struct.Struct("!H").unpack_from
+
+
+def tcp_parse_options(data: bytes, start: int, end: int, syn: bool) -> TcpOpts:
+    """Walk the option bytes like ``tcp_parse_options``: stop at EOL or at a bad/partial length.
+
+    MSS, window scale and sackOK are read only on SYNs and SACK blocks only on non-SYNs, as Linux
+    does; ``truncated`` records an option whose length was invalid or ran past the header
+    (Linux ignores the rest of the options and keeps the segment; so do we).
+    """
+    o = TcpOpts()
+    i = start
+    sack = None
+    while i < end:
+        kind = data[i]
+        if kind == TCPOPT_EOL:
+            break
+        if kind == TCPOPT_NOP:
+            i += 1
+            continue
+        if i + 1 >= end:
+            o.truncated = True
+            break
+        size = data[i + 1]
+        if size < 2 or i + size > end:
+            o.truncated = True
+            break
+        if kind == TCPOPT_TIMESTAMP:
+            if size == 10:
+                o.saw_tstamp = True
+                o.tsval, o.tsecr = _unpack_ii(data, i + 2)
+        elif kind == TCPOPT_SACK:
+            if size >= 10 and (size - 2) % 8 == 0 and not syn:
+                blocks = []
+                for j in range(i + 2, i + size, 8):
+                    blocks.append(_unpack_ii(data, j))
+                sack = tuple(blocks)
+        elif kind == TCPOPT_MSS:
+            if size == 4 and syn:
+                o.mss = _unpack_h(data, i + 2)[0]
+        elif kind == TCPOPT_WINDOW:
+            if size == 3 and syn:
+                o.wscale = data[i + 2]
+        elif kind == TCPOPT_SACK_PERM:
+            if size == 2 and syn:
+                o.sack_ok = True
+        elif kind == TCPOPT_FASTOPEN or (kind == TCPOPT_EXP and size >= 4):
+            o.fastopen = True
+        elif kind == TCPOPT_MD5SIG:
+            o.md5 = True
+        i += size
+    if sack is not None:
+        o.sack = sack
+    return o
+
+
+def options_str(data: bytes, start: int, end: int) -> str:
+    """tcpdump-style option list ('mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7')."""
+    parts = []
+    i = start
+    while i < end:
+        kind = data[i]
+        if kind == TCPOPT_EOL:
+            parts.append("eol")
+            break
+        if kind == TCPOPT_NOP:
+            parts.append("nop")
+            i += 1
+            continue
+        if i + 1 >= end or data[i + 1] < 2 or i + data[i + 1] > end:
+            parts.append("[bad opt]")
+            break
+        size = data[i + 1]
+        if kind == TCPOPT_MSS and size == 4:
+            parts.append(f"mss {_unpack_h(data, i + 2)[0]}")
+        elif kind == TCPOPT_WINDOW and size == 3:
+            parts.append(f"wscale {data[i + 2]}")
+        elif kind == TCPOPT_SACK_PERM and size == 2:
+            parts.append("sackOK")
+        elif kind == TCPOPT_TIMESTAMP and size == 10:
+            v, e = _unpack_ii(data, i + 2)
+            parts.append(f"TS val {v} ecr {e}")
+        elif kind == TCPOPT_SACK and (size - 2) % 8 == 0:
+            blocks = [_unpack_ii(data, j) for j in range(i + 2, i + size, 8)]
+            parts.append("sack {} {}".format(len(blocks), " ".join(f"{{{a}:{b}}}" for a, b in blocks)))
+        else:
+            parts.append(f"unknown-{kind}")
+        i += size
+    return ",".join(parts)

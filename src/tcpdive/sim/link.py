@@ -1,0 +1,417 @@
+"""Link model: one-way pipes with a transmit queue, a rate, delay and netem-style impairments.
+
+A :class:`Pipe` carries raw packets (``bytes``) one way. Its stages, in order:
+
+1. ``filter`` (a firewall DROP rule): ``filter(pkt)`` returning False drops the packet;
+2. transmit queue: drop-tail when ``queue_limit`` packets or ``queue_limit_bytes`` bytes are
+   already waiting or being serialized; the wire serializes at ``rate_bps`` (a packet occupies
+   it for ``len * 8 / rate_bps`` seconds; ``rate_bps=None`` means infinitely fast, no queue);
+3. on the wire: ``loss`` (the packet still used the wire), ``corrupt`` (one bit flipped in a
+   copy), ``duplicate`` (delivered twice, same instant);
+4. propagation: ``delay`` plus uniform ``jitter`` in ``[-jitter, +jitter]`` (clamped at zero
+   extra wait; like netem, jitter may reorder), plus ``reorder_delay`` for a ``reorder``
+   fraction of packets so that later packets overtake them.
+
+Each delivery is one scheduled loop callback. The pipe uses only ``loop.time()``/``loop.call_at``
+so it also runs on a real asyncio loop; on a :class:`~tcpdive.sim.loop.VirtualTimeLoop` it uses the
+integer-microsecond fast path (``now_us``/``call_at_us``). All randomness comes from the pipe's
+``rng`` and is drawn only for impairments that are switched on, so runs replay exactly per seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Link", "Pipe"]
+
+_US = 1_000_000
+_BITS_US = 8 * _US  # bits per byte times microseconds per second
+
+Deliver = Callable[[bytes], None]
+Filter = Callable[[bytes], bool]
+
+_PARAMS = (
+    "delay",
+    "rate_bps",
+    "queue_limit",
+    "queue_limit_bytes",
+    "loss",
+    "reorder",
+    "reorder_delay",
+    "duplicate",
+    "corrupt",
+    "jitter",
+    "filter",
+)
+_COUNTERS = (
+    "sent",
+    "bytes",
+    "delivered",
+    "bytes_delivered",
+    "dropped_filter",
+    "dropped_queue",
+    "dropped_loss",
+    "duplicated",
+    "corrupted",
+    "reordered",
+)
+
+
+def _prob(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return value
+
+
+def _seconds_to_us(name: str, value: float) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 seconds, got {value!r}")
+    return round(value * _US)
+
+
+class Pipe:
+    """One direction of a link: filter, drop-tail transmit queue, serialization, impairments, delay.
+
+    ``send(pkt)`` returns False if the packet was dropped locally (filter or full queue), True if
+    it went onto the wire (it may still be lost). Counters: ``sent``/``bytes`` (offered),
+    ``delivered``/``bytes_delivered`` (handed to ``deliver``, duplicates included),
+    ``dropped_filter``, ``dropped_queue``, ``dropped_loss``, ``duplicated``, ``corrupted``,
+    ``reordered``. Parameters are attributes and may be changed at any time.
+    """
+
+    __slots__ = (
+        "loop",
+        "deliver",
+        "filter",
+        "rng",
+        "_qlimit",
+        "_qlimit_bytes",
+        "_loss",
+        "_reorder",
+        "_duplicate",
+        "_corrupt",
+        "_delay",
+        "_delay_us",
+        "_jitter",
+        "_jitter_us",
+        "_reorder_delay",
+        "_reorder_delay_us",
+        "_rate_bps",
+        "_tx_free",
+        "_txq",
+        "_txq_bytes",
+        "_now_us",
+        "_call_at_us",
+        "_arrive_cb",
+        *_COUNTERS,
+    )
+
+    def __init__(
+        self,
+        loop: Any,
+        deliver: Deliver,
+        *,
+        delay: float = 0.0,
+        rate_bps: float | None = None,
+        queue_limit: int = 1000,
+        queue_limit_bytes: int | None = None,
+        loss: float = 0.0,
+        reorder: float = 0.0,
+        reorder_delay: float = 0.010,
+        duplicate: float = 0.0,
+        corrupt: float = 0.0,
+        jitter: float = 0.0,
+        filter: Filter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.loop = loop
+        self.deliver = deliver
+        self.rng = rng if rng is not None else random.Random(0)
+        if hasattr(loop, "call_at_us") and hasattr(loop, "now_us"):
+            self._now_us: Callable[[], int] = loop.now_us
+            self._call_at_us: Callable[..., Any] = loop.call_at_us
+        else:
+            self._now_us = self._real_now_us
+            self._call_at_us = self._real_call_at_us
+        self._arrive_cb = self._arrive
+        self._tx_free = 0.0  # when the wire finishes its current backlog (us)
+        self._txq: deque[tuple[float, int]] = deque()  # (tx_done_us, size) per queued packet
+        self._txq_bytes = 0
+        for name in _COUNTERS:
+            setattr(self, name, 0)
+        self.filter = filter
+        self._rate_bps: float | None = None
+        self.set(
+            delay=delay,
+            rate_bps=rate_bps,
+            queue_limit=queue_limit,
+            queue_limit_bytes=queue_limit_bytes,
+            loss=loss,
+            reorder=reorder,
+            reorder_delay=reorder_delay,
+            duplicate=duplicate,
+            corrupt=corrupt,
+            jitter=jitter,
+        )
+
+    # ----------------------------------------------------------- parameters
+
+    def set(self, **params: Any) -> None:
+        """Change impairment parameters (same names as the constructor), e.g. ``set(loss=0.1)``."""
+        for name, value in params.items():
+            if name not in _PARAMS:
+                raise TypeError(f"unknown Pipe parameter {name!r}")
+            setattr(self, name, value)
+
+    @property
+    def loss(self) -> float:
+        """Probability that a packet is lost on the wire (after using its serialization time)."""
+        return self._loss
+
+    @loss.setter
+    def loss(self, value: float) -> None:
+        self._loss = _prob("loss", value)
+
+    @property
+    def reorder(self) -> float:
+        """Probability that a packet is held back ``reorder_delay`` so later packets overtake it."""
+        return self._reorder
+
+    @reorder.setter
+    def reorder(self, value: float) -> None:
+        self._reorder = _prob("reorder", value)
+
+    @property
+    def duplicate(self) -> float:
+        """Probability that a packet is delivered twice."""
+        return self._duplicate
+
+    @duplicate.setter
+    def duplicate(self, value: float) -> None:
+        self._duplicate = _prob("duplicate", value)
+
+    @property
+    def corrupt(self) -> float:
+        """Probability that one random bit of a (copied) packet is flipped."""
+        return self._corrupt
+
+    @corrupt.setter
+    def corrupt(self, value: float) -> None:
+        self._corrupt = _prob("corrupt", value)
+
+    @property
+    def queue_limit(self) -> int:
+        """Transmit queue limit in packets (waiting or being serialized); drop-tail beyond it."""
+        return self._qlimit
+
+    @queue_limit.setter
+    def queue_limit(self, value: int) -> None:
+        if value < 0:
+            raise ValueError(f"queue_limit must be >= 0, got {value!r}")
+        self._qlimit = int(value)
+
+    @property
+    def queue_limit_bytes(self) -> int | None:
+        """Optional transmit queue limit in bytes; None for no byte limit."""
+        return self._qlimit_bytes
+
+    @queue_limit_bytes.setter
+    def queue_limit_bytes(self, value: int | None) -> None:
+        if value is not None:
+            if value < 0:
+                raise ValueError(f"queue_limit_bytes must be >= 0, got {value!r}")
+            value = int(value)
+        self._qlimit_bytes = value
+
+    @property
+    def delay(self) -> float:
+        """One-way propagation delay in seconds (applied after serialization)."""
+        return self._delay
+
+    @delay.setter
+    def delay(self, value: float) -> None:
+        self._delay_us = _seconds_to_us("delay", value)
+        self._delay = value
+
+    @property
+    def jitter(self) -> float:
+        """Delay variation in seconds: each packet gets uniform(-jitter, +jitter) extra delay."""
+        return self._jitter
+
+    @jitter.setter
+    def jitter(self, value: float) -> None:
+        self._jitter_us = _seconds_to_us("jitter", value)
+        self._jitter = value
+
+    @property
+    def reorder_delay(self) -> float:
+        """Extra hold-back in seconds for packets picked by ``reorder``."""
+        return self._reorder_delay
+
+    @reorder_delay.setter
+    def reorder_delay(self, value: float) -> None:
+        self._reorder_delay_us = _seconds_to_us("reorder_delay", value)
+        self._reorder_delay = value
+
+    @property
+    def rate_bps(self) -> float | None:
+        """Serialization rate in bits per second; None for an infinitely fast wire."""
+        return self._rate_bps
+
+    @rate_bps.setter
+    def rate_bps(self, value: float | None) -> None:
+        if value is not None:
+            if not value > 0:
+                raise ValueError(f"rate_bps must be > 0 or None, got {value!r}")
+            value = float(value)
+        self._rate_bps = value
+
+    # -------------------------------------------------------------- sending
+
+    def send(self, pkt: bytes) -> bool:
+        """Offer one packet; False if dropped by the filter or a full queue, else True."""
+        if type(pkt) is not bytes:
+            pkt = bytes(pkt)  # snapshot: the caller may reuse its buffer
+        size = len(pkt)
+        self.sent += 1
+        self.bytes += size
+        flt = self.filter
+        if flt is not None and not flt(pkt):
+            self.dropped_filter += 1
+            return False
+        now = self._now_us()
+        rate = self._rate_bps
+        if rate is None:
+            t: float = now
+        else:
+            txq = self._txq
+            while txq and txq[0][0] <= now:
+                self._txq_bytes -= txq.popleft()[1]
+            limit_bytes = self._qlimit_bytes
+            if len(txq) >= self._qlimit or (
+                limit_bytes is not None and self._txq_bytes + size > limit_bytes
+            ):
+                self.dropped_queue += 1
+                return False
+            start = self._tx_free
+            if start < now:
+                start = now
+            t = start + size * _BITS_US / rate
+            self._tx_free = t
+            txq.append((t, size))
+            self._txq_bytes += size
+
+        rng = self.rng
+        loss = self._loss
+        if loss and rng.random() < loss:
+            self.dropped_loss += 1
+            return True
+        p = self._corrupt
+        if p and size and rng.random() < p:
+            buf = bytearray(pkt)
+            buf[rng.randrange(size)] ^= 1 << rng.randrange(8)
+            pkt = bytes(buf)
+            self.corrupted += 1
+        when = t + self._delay_us
+        j = self._jitter_us
+        if j:
+            when += rng.uniform(-j, j)
+            if when < t:
+                when = t
+        p = self._reorder
+        if p and rng.random() < p:
+            when += self._reorder_delay_us
+            self.reordered += 1
+        when_us = round(when)
+        self._call_at_us(when_us, self._arrive_cb, pkt)
+        p = self._duplicate
+        if p and rng.random() < p:
+            self.duplicated += 1
+            self._call_at_us(when_us, self._arrive_cb, pkt)
+        return True
+
+    __call__ = send
+
+    def _arrive(self, pkt: bytes) -> None:
+        self.delivered += 1
+        self.bytes_delivered += len(pkt)
+        self.deliver(pkt)
+
+    # -------------------------------------------------------------- helpers
+
+    def _real_now_us(self) -> int:
+        return round(self.loop.time() * _US)
+
+    def _real_call_at_us(self, when_us: int, callback: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_at(when_us / _US, callback, *args)
+
+    def backlog(self) -> tuple[int, int]:
+        """Packets and bytes in the transmit queue now (waiting or being serialized)."""
+        now = self._now_us()
+        txq = self._txq
+        while txq and txq[0][0] <= now:
+            self._txq_bytes -= txq.popleft()[1]
+        return len(txq), self._txq_bytes
+
+    def counters(self) -> dict[str, int]:
+        """A snapshot of the counters."""
+        return {name: getattr(self, name) for name in _COUNTERS}
+
+    def reset_counters(self) -> None:
+        """Zero the counters (the queue and packets in flight are unaffected)."""
+        for name in _COUNTERS:
+            setattr(self, name, 0)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Pipe delay={self._delay}s rate={self._rate_bps}bps loss={self._loss} "
+            f"sent={self.sent} delivered={self.delivered}>"
+        )
+
+
+class Link:
+    """A bidirectional link: ``ab`` carries A's packets to ``b_deliver``, ``ba`` B's to ``a_deliver``.
+
+    ``params`` apply to both directions; ``ab_params``/``ba_params`` override per direction. With
+    no ``rng`` each direction gets its own fixed-seed generator, so traffic one way does not shift
+    the random draws of the other; an explicit ``rng`` is shared by both.
+    """
+
+    __slots__ = ("ab", "ba")
+
+    def __init__(
+        self,
+        loop: Any,
+        a_deliver: Deliver,
+        b_deliver: Deliver,
+        *,
+        ab_params: dict[str, Any] | None = None,
+        ba_params: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> None:
+        pa = {**params, **(ab_params or {})}
+        pb = {**params, **(ba_params or {})}
+        pa.setdefault("rng", random.Random(0))
+        pb.setdefault("rng", random.Random(1))
+        self.ab = Pipe(loop, b_deliver, **pa)
+        self.ba = Pipe(loop, a_deliver, **pb)
+
+    def set(self, **params: Any) -> None:
+        """Change parameters in both directions, e.g. ``link.set(loss=0.05)`` mid-run."""
+        self.ab.set(**params)
+        self.ba.set(**params)
+
+    def send_from_a(self, pkt: bytes) -> bool:
+        """A transmits ``pkt`` towards B."""
+        return self.ab.send(pkt)
+
+    def send_from_b(self, pkt: bytes) -> bool:
+        """B transmits ``pkt`` towards A."""
+        return self.ba.send(pkt)
+
+    def __repr__(self) -> str:
+        return f"<Link ab={self.ab!r} ba={self.ba!r}>"

@@ -1,0 +1,726 @@
+"""The BSD socket layer: file descriptors, ``struct socket``, blocking and non-blocking calls.
+
+"Everything is a file": each host has an fd table; ``read``/``write`` work on a socket fd like
+``recv``/``send``. Calls never block inside the kernel: a call that would block either raises
+EAGAIN / EINPROGRESS (non-blocking) or sleeps on the socket's wait queue until woken
+(``sk_wait_event``). In the simulator, a blocking call made outside the event loop runs virtual
+time until it completes; inside coroutines use the ``a``-prefixed awaitables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import errors as E
+from .errors import oserror
+from .packet.ipv4 import int2ip, ip2int
+from .tcp import sock as S
+from .tcp.sock import TcpSock
+
+if TYPE_CHECKING:
+    from .net.netns import Netns
+
+# address families, types, levels and options (Linux values)
+AF_INET = 2
+AF_INET6 = 10
+SOCK_STREAM = 1
+SOCK_DGRAM = 2
+SOCK_RAW = 3
+SOCK_NONBLOCK = 0o4000
+SOCK_CLOEXEC = 0o2000000
+IPPROTO_IP = 0
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+SOL_SOCKET = 1
+SO_DEBUG = 1
+SO_REUSEADDR = 2
+SO_TYPE = 3
+SO_ERROR = 4
+SO_DONTROUTE = 5
+SO_BROADCAST = 6
+SO_SNDBUF = 7
+SO_RCVBUF = 8
+SO_KEEPALIVE = 9
+SO_OOBINLINE = 10
+SO_LINGER = 13
+SO_REUSEPORT = 15
+SO_RCVLOWAT = 18
+SO_RCVTIMEO = 20
+SO_SNDTIMEO = 21
+SO_ACCEPTCONN = 30
+SO_PROTOCOL = 38
+SO_DOMAIN = 39
+TCP_NODELAY = 1
+TCP_MAXSEG = 2
+TCP_CORK = 3
+TCP_KEEPIDLE = 4
+TCP_KEEPINTVL = 5
+TCP_KEEPCNT = 6
+TCP_SYNCNT = 7
+TCP_LINGER2 = 8
+TCP_DEFER_ACCEPT = 9
+TCP_WINDOW_CLAMP = 10
+TCP_INFO = 11
+TCP_QUICKACK = 12
+TCP_CONGESTION = 13
+TCP_USER_TIMEOUT = 18
+TCP_NOTSENT_LOWAT = 25
+IP_TOS = 1
+IP_TTL = 2
+SHUT_RD = 0
+SHUT_WR = 1
+SHUT_RDWR = 2
+MSG_OOB = 0x1
+MSG_PEEK = 0x2
+MSG_DONTWAIT = 0x40
+MSG_WAITALL = 0x100
+MSG_NOSIGNAL = 0x4000
+MSG_MORE = 0x8000
+O_NONBLOCK = 0o4000
+POLLIN = 0x001
+POLLPRI = 0x002
+POLLOUT = 0x004
+POLLERR = 0x008
+POLLHUP = 0x010
+POLLNVAL = 0x020
+POLLRDNORM = 0x040
+POLLWRNORM = 0x100
+POLLRDHUP = 0x2000
+SIOCINQ = 0x541B
+SIOCOUTQ = 0x5411
+
+SOCK_BINDPORT_LOCK = 0x8
+SOCK_BINDADDR_LOCK = 0x4
+SOCK_SNDBUF_LOCK = 0x1
+SOCK_RCVBUF_LOCK = 0x2
+
+_LINGER = struct.Struct("ii")
+
+
+class FdTable:
+    """A host's file descriptor table: lowest free number first, 0-2 taken by stdio."""
+
+    def __init__(self, net: Netns) -> None:
+        self.net = net
+        self.files: dict[int, Socket] = {}
+        self.limit = 1024
+
+    def install(self, f: Socket) -> int:
+        """``fd_install`` at the lowest free descriptor (EMFILE past RLIMIT_NOFILE)."""
+        fd = 3
+        files = self.files
+        while fd in files:
+            fd += 1
+        if fd >= self.limit:
+            raise oserror(E.EMFILE, "too many open files")
+        files[fd] = f
+        f.fd = fd
+        return fd
+
+    def get(self, fd: int) -> Socket:
+        f = self.files.get(fd)
+        if f is None:
+            raise oserror(E.EBADF, f"fd {fd}")
+        return f
+
+    def close(self, fd: int) -> None:
+        self.get(fd).close()
+
+
+def _addr(addr: Any) -> tuple[int, int]:
+    """('10.0.0.1', 80) / (int, port) -> (int address, port), EINVAL/EAFNOSUPPORT on junk."""
+    if not isinstance(addr, tuple) or len(addr) != 2:
+        raise oserror(E.EINVAL, f"bad sockaddr {addr!r}")
+    host, port = addr
+    if isinstance(host, str):
+        a = 0 if host in ("", "0.0.0.0") else ip2int(host)
+    elif isinstance(host, int):
+        a = host
+    else:
+        raise oserror(E.EAFNOSUPPORT, f"bad address {host!r}")
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise OverflowError("port must be 0-65535.") if isinstance(port, int) else oserror(
+            E.EINVAL, f"bad port {port!r}")
+    return a, port
+
+
+class Socket:
+    """``struct socket`` + its ``struct file``: the object behind a socket fd.
+
+    Methods mirror Python's ``socket.socket`` (bind, listen, accept, connect, send, sendall,
+    recv, recv_into, shutdown, close, getsockname, getpeername, setsockopt, getsockopt,
+    setblocking, settimeout, fileno); the ``a``-prefixed coroutines are the same calls for code
+    already running in the event loop.
+    """
+
+    def __init__(self, net: Netns, family: int = AF_INET, type: int = SOCK_STREAM,
+                 proto: int = 0, _sk: Any = None) -> None:
+        base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if family != AF_INET:
+            raise oserror(E.EAFNOSUPPORT, "only AF_INET is implemented")
+        if base_type == SOCK_STREAM:
+            if proto not in (0, IPPROTO_TCP):
+                raise oserror(E.EPROTONOSUPPORT)
+            self.sk = _sk if _sk is not None else TcpSock(net)
+        elif base_type == SOCK_DGRAM:
+            if proto not in (0, IPPROTO_UDP):
+                raise oserror(E.EPROTONOSUPPORT)
+            from .net.udp import UdpSock
+
+            self.sk = _sk if _sk is not None else UdpSock(net)
+        else:
+            raise oserror(E.ESOCKTNOSUPPORT if base_type == SOCK_RAW else E.EINVAL)
+        self.net = net
+        self.family = family
+        self.type = base_type
+        self.proto = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
+        self.nonblocking = bool(type & SOCK_NONBLOCK)
+        self.timeout: float | None = None
+        self.fd = -1
+        self.closed = False
+        self.sk.socket = self
+        net.files.install(self)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.type == SOCK_STREAM
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise oserror(E.EBADF, "socket is closed")
+
+    def _loop(self):
+        return self.net.clock
+
+    def _run_blocking(self, coro):
+        """Run a blocking call: drive virtual time outside the loop; refuse inside it."""
+        loop = self._loop()
+        if not isinstance(loop, asyncio.AbstractEventLoop):
+            coro.close()
+            raise oserror(E.EAGAIN, "would block and this clock cannot wait")
+        if loop.is_running():
+            coro.close()
+            raise RuntimeError("blocking socket call inside the event loop: await the "
+                               "a-prefixed form (e.g. await sock.arecv(n)) or use non-blocking")
+        return loop.run_until_complete(coro)
+
+    async def _wait(self, ready: Callable[[], bool], timeout: float | None) -> None:
+        """Sleep until ``ready()`` holds (``sk_wait_event``); EAGAIN-style timeout -> TimeoutError."""
+        from .tcp.tcp import sk_add_waiter
+
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        sk = self.sk
+        while not ready():
+            fut = loop.create_future()
+
+            def wake(fut=fut) -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
+            sk_add_waiter(sk, wake)
+            if deadline is None:
+                await fut
+            else:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError("timed out")
+                try:
+                    await asyncio.wait_for(fut, remaining)
+                except TimeoutError:
+                    raise TimeoutError("timed out") from None
+
+    def _would_block(self, flags: int = 0) -> bool:
+        return self.nonblocking or bool(flags & MSG_DONTWAIT) or self.timeout == 0
+
+    # ---- bind / listen / accept ------------------------------------------------------------
+
+    def bind(self, addr: tuple) -> None:
+        """bind(): local address and port, EADDRINUSE on conflict (``inet_bind``)."""
+        self._check_open()
+        a, port = _addr(addr)
+        sk = self.sk
+        if not self.is_tcp:
+            sk.bind(a, port)
+            return
+        if sk.state != S.TCP_CLOSE or sk.sport:
+            raise oserror(E.EINVAL, "socket already bound")
+        if a and a not in self.net.local_addrs and (a >> 24) != 127 and not self.net.sysctl.ip_nonlocal_bind:
+            raise oserror(E.EADDRNOTAVAIL, f"{int2ip(a)} is not a local address")
+        sk.rcv_saddr = sk.saddr = a
+        self.net.tcp_hashinfo.get_port(sk, port)
+        if a:
+            sk.userlocks |= SOCK_BINDADDR_LOCK
+        if port:
+            sk.userlocks |= SOCK_BINDPORT_LOCK
+        sk.bound = True
+
+    def listen(self, backlog: int = 128) -> None:
+        """listen(): autobinds if needed (``inet_listen``); EINVAL unless unconnected."""
+        self._check_open()
+        sk = self.sk
+        if not self.is_tcp:
+            raise oserror(E.EOPNOTSUPP)
+        if sk.state not in (S.TCP_CLOSE, S.TCP_LISTEN):
+            raise oserror(E.EINVAL, "socket is connected")
+        if not sk.sport:
+            self.net.tcp_hashinfo.get_port(sk, 0)
+        else:
+            tb = sk.bind_bucket
+            if tb is not None and self.net.tcp_hashinfo.bind_conflict(sk, tb, True, True):
+                # listen() re-checks: another listener may have taken the port meanwhile
+                raise oserror(E.EADDRINUSE)
+        from .tcp.tcp import tcp_listen_start
+
+        tcp_listen_start(sk, backlog)
+
+    def _accept_now(self) -> Socket:
+        sk = self.sk
+        if not self.is_tcp or sk.state != S.TCP_LISTEN:
+            raise oserror(E.EINVAL, "socket is not listening")
+        aq = sk.accept_queue
+        if not aq:
+            raise oserror(E.EAGAIN)
+        child = aq.popleft()
+        if child.bind_bucket is None and child.state == S.TCP_CLOSE:
+            pass
+        ns = Socket(self.net, AF_INET, SOCK_STREAM, 0, _sk=child)
+        child.parent = None
+        return ns
+
+    def accept(self) -> tuple[Socket, tuple[str, int]]:
+        """accept(): the oldest completed connection (``inet_csk_accept``)."""
+        self._check_open()
+        try:
+            ns = self._accept_now()
+        except OSError as e:
+            if e.errno != E.EAGAIN or self._would_block():
+                raise
+            ns = self._run_blocking(self._aaccept_wait())
+        return ns, ns.getpeername()
+
+    async def _aaccept_wait(self) -> Socket:
+        sk = self.sk
+        await self._wait(lambda: bool(sk.accept_queue) or sk.state != S.TCP_LISTEN, self.timeout)
+        return self._accept_now()
+
+    async def aaccept(self) -> tuple[Socket, tuple[str, int]]:
+        self._check_open()
+        try:
+            ns = self._accept_now()
+        except OSError as e:
+            if e.errno != E.EAGAIN or self._would_block():
+                raise
+            ns = await self._aaccept_wait()
+        return ns, ns.getpeername()
+
+    # ---- connect ---------------------------------------------------------------------------
+
+    def _connect_start(self, addr: tuple) -> bool:
+        """Start connect(); True if finished (``__inet_stream_connect``), EINPROGRESS-worthy else."""
+        a, port = _addr(addr)
+        sk = self.sk
+        if not self.is_tcp:
+            sk.connect(a, port)
+            return True
+        st = sk.state
+        if st == S.TCP_ESTABLISHED or st == S.TCP_CLOSE_WAIT:
+            raise oserror(E.EISCONN)
+        if st in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+            raise oserror(E.EALREADY)
+        if st == S.TCP_LISTEN:
+            raise oserror(E.EINVAL)
+        if st != S.TCP_CLOSE:
+            raise oserror(E.EISCONN)
+        if sk.sk_err:
+            sk.sk_err = 0
+        if port == 0:
+            raise oserror(E.ECONNREFUSED)
+        if a == 0:
+            a = 0x7F000001
+        from .tcp.ipv4 import tcp_v4_connect
+
+        sk.dead = False
+        sk.done = False
+        sk.sk_shutdown = 0
+        tcp_v4_connect(sk, a, port)
+        return False
+
+    def _connect_result(self) -> None:
+        sk = self.sk
+        if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+            raise oserror(E.EINPROGRESS)
+        if sk.state == S.TCP_CLOSE or sk.sk_err:
+            err = sk.sk_err or E.ECONNABORTED
+            sk.sk_err = 0
+            raise oserror(err, f"connect to {int2ip(sk.daddr)}:{sk.dport}" if sk.daddr else None)
+
+    def connect(self, addr: tuple) -> None:
+        """connect(): blocking waits for the handshake; non-blocking raises EINPROGRESS."""
+        self._check_open()
+        if self._connect_start(addr):
+            return
+        if self._would_block():
+            raise oserror(E.EINPROGRESS)
+        self._run_blocking(self._aconnect_wait())
+
+    def connect_ex(self, addr: tuple) -> int:
+        try:
+            self.connect(addr)
+        except OSError as e:
+            return e.errno or 0
+        return 0
+
+    async def _aconnect_wait(self) -> None:
+        sk = self.sk
+        try:
+            await self._wait(lambda: sk.state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV), self.timeout)
+        except TimeoutError:
+            raise oserror(E.ETIMEDOUT, "connect timed out") from None
+        self._connect_result()
+
+    async def aconnect(self, addr: tuple) -> None:
+        self._check_open()
+        if self._connect_start(addr):
+            return
+        if self._would_block():
+            raise oserror(E.EINPROGRESS)
+        await self._aconnect_wait()
+
+    # ---- data ------------------------------------------------------------------------------
+
+    def _send_now(self, data: bytes | memoryview, flags: int) -> int:
+        sk = self.sk
+        if not self.is_tcp:
+            return sk.sendto(data, None, flags)
+        from .tcp.tcp import tcp_sendmsg
+
+        return tcp_sendmsg(sk, data, flags)
+
+    def _send_ready(self) -> bool:
+        sk = self.sk
+        return (sk.sk_err != 0 or sk.sk_shutdown & S.SEND_SHUTDOWN != 0
+                or sk.state not in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT, S.TCP_SYN_SENT,
+                                    S.TCP_SYN_RECV)
+                or (sk.state in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT)
+                    and sk.sk_wmem_queued < sk.sk_sndbuf))
+
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        """send(): bytes queued; blocks until some buffer space frees (``tcp_sendmsg``)."""
+        self._check_open()
+        data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        try:
+            return self._send_now(data, flags)
+        except OSError as e:
+            if e.errno != E.EAGAIN or self._would_block(flags):
+                raise
+            return self._run_blocking(self._asend_wait(data, flags))
+
+    async def _asend_wait(self, data, flags: int) -> int:
+        while True:
+            await self._wait(self._send_ready, self.timeout)
+            try:
+                return self._send_now(data, flags)
+            except OSError as e:
+                if e.errno != E.EAGAIN:
+                    raise
+
+    async def asend(self, data: bytes, flags: int = 0) -> int:
+        self._check_open()
+        try:
+            return self._send_now(data, flags)
+        except OSError as e:
+            if e.errno != E.EAGAIN or self._would_block(flags):
+                raise
+            return await self._asend_wait(data, flags)
+
+    def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
+        """Send everything, blocking as needed."""
+        self._check_open()
+        if self._would_block(flags) or not isinstance(self._loop(), asyncio.AbstractEventLoop):
+            view = memoryview(data).cast("B")
+            while view:
+                n = self.send(view, flags)
+                view = view[n:]
+            return
+        self._run_blocking(self.asendall(data, flags))
+
+    async def asendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            n = await self.asend(view, flags)
+            view = view[n:]
+
+    def write(self, data: bytes) -> int:
+        """write(2) on the socket fd: send() with no flags."""
+        return self.send(data)
+
+    def _recv_now(self, n: int, flags: int) -> bytes:
+        sk = self.sk
+        if not self.is_tcp:
+            return sk.recvfrom(n, flags)[0]
+        from .tcp.tcp import tcp_recvmsg
+
+        return tcp_recvmsg(sk, n, flags)
+
+    def _recv_ready(self) -> bool:
+        sk = self.sk
+        if not self.is_tcp:
+            return sk.readable()
+        return (sk.rcv_queue_bytes > 0 or sk.sk_err != 0 or bool(sk.sk_shutdown & S.RCV_SHUTDOWN)
+                or sk.done or sk.state in (S.TCP_CLOSE, S.TCP_LISTEN))
+
+    def recv(self, n: int, flags: int = 0) -> bytes:
+        """recv(): up to ``n`` bytes, b'' at EOF; blocks until data, EOF or error."""
+        self._check_open()
+        try:
+            data = self._recv_now(n, flags)
+        except OSError as e:
+            if e.errno != E.EAGAIN or self._would_block(flags):
+                raise
+            data = self._run_blocking(self._arecv_wait(n, flags))
+        if flags & MSG_WAITALL and self.is_tcp and 0 < len(data) < n and not self._would_block(flags):
+            rest = self._run_blocking(self._arecv_all(n - len(data), flags))
+            data += rest
+        return data
+
+    async def _arecv_all(self, n: int, flags: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = await self._arecv_wait(n - len(out), flags & ~MSG_WAITALL)
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+    async def _arecv_wait(self, n: int, flags: int) -> bytes:
+        while True:
+            try:
+                await self._wait(self._recv_ready, self.timeout)
+            except TimeoutError:
+                raise oserror(E.EAGAIN, "recv timed out") from None
+            try:
+                return self._recv_now(n, flags)
+            except OSError as e:
+                if e.errno != E.EAGAIN:
+                    raise
+
+    async def arecv(self, n: int, flags: int = 0) -> bytes:
+        self._check_open()
+        try:
+            return self._recv_now(n, flags)
+        except OSError as e:
+            if e.errno != E.EAGAIN or self._would_block(flags):
+                raise
+            return await self._arecv_wait(n, flags)
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        view = memoryview(buffer).cast("B")
+        n = nbytes or len(view)
+        data = self.recv(n, flags)
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, n: int) -> bytes:
+        """read(2) on the socket fd: recv() with no flags."""
+        return self.recv(n)
+
+    def sendto(self, data: bytes, *args) -> int:
+        self._check_open()
+        flags, addr = (0, args[0]) if len(args) == 1 else (args[0], args[1])
+        if self.is_tcp:
+            return self.send(data, flags)
+        a, port = _addr(addr)
+        return self.sk.sendto(data, (a, port), flags)
+
+    def recvfrom(self, n: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+        self._check_open()
+        if self.is_tcp:
+            return self.recv(n, flags), None
+        try:
+            data, (a, p) = self.sk.recvfrom(n, flags)
+        except OSError as e:
+            if e.errno != E.EAGAIN or self._would_block(flags):
+                raise
+            self._run_blocking(self._wait_async(self._recv_ready))
+            data, (a, p) = self.sk.recvfrom(n, flags)
+        return data, (int2ip(a), p)
+
+    async def _wait_async(self, ready) -> None:
+        await self._wait(ready, self.timeout)
+
+    async def arecvfrom(self, n: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
+        while True:
+            try:
+                data, (a, p) = self.sk.recvfrom(n, flags)
+                return data, (int2ip(a), p)
+            except OSError as e:
+                if e.errno != E.EAGAIN or self._would_block(flags):
+                    raise
+                await self._wait(self._recv_ready, self.timeout)
+
+    # ---- shutdown / close --------------------------------------------------------------------
+
+    def shutdown(self, how: int) -> None:
+        """shutdown(): SHUT_WR sends FIN (``inet_shutdown``); ENOTCONN if not connected."""
+        self._check_open()
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise oserror(E.EINVAL)
+        sk = self.sk
+        if not self.is_tcp:
+            sk.shutdown(how)
+            return
+        mask = how + 1
+        if sk.state in (S.TCP_CLOSE, S.TCP_LISTEN, S.TCP_SYN_SENT) and sk.state != S.TCP_SYN_SENT:
+            if sk.state == S.TCP_LISTEN and mask & S.RCV_SHUTDOWN:
+                from .tcp.tcp import tcp_disconnect
+
+                tcp_disconnect(sk)
+                return
+            raise oserror(E.ENOTCONN)
+        sk.sk_shutdown |= mask & S.RCV_SHUTDOWN
+        if sk.state == S.TCP_SYN_SENT:
+            from .tcp.tcp import tcp_disconnect
+
+            tcp_disconnect(sk)
+            return
+        from .tcp.tcp import sk_wake, tcp_shutdown
+
+        tcp_shutdown(sk, mask)
+        sk_wake(sk)
+
+    def close(self) -> None:
+        """close(): release the fd; TCP goes on closing in the kernel (orphan) (``tcp_close``)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.net.files.files.pop(self.fd, None)
+        sk = self.sk
+        if self.is_tcp:
+            from .tcp.tcp import tcp_close
+
+            tcp_close(sk)
+        else:
+            sk.close()
+
+    def detach(self) -> int:
+        return self.fd
+
+    # ---- names and options -------------------------------------------------------------------
+
+    def getsockname(self) -> tuple[str, int]:
+        sk = self.sk
+        return int2ip(sk.saddr or sk.rcv_saddr), sk.sport
+
+    def getpeername(self) -> tuple[str, int]:
+        sk = self.sk
+        if self.is_tcp:
+            if sk.state in (S.TCP_CLOSE, S.TCP_LISTEN, S.TCP_SYN_SENT) and not (
+                    sk.state == S.TCP_CLOSE and sk.done and sk.daddr):
+                raise oserror(E.ENOTCONN)
+        elif not sk.daddr:
+            raise oserror(E.ENOTCONN)
+        return int2ip(sk.daddr), sk.dport
+
+    def setblocking(self, flag: bool) -> None:
+        self.nonblocking = not flag
+        self.timeout = None if flag else 0.0
+
+    def settimeout(self, value: float | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError("Timeout value out of range")
+        self.timeout = value
+        self.nonblocking = value == 0
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
+        from .tcp.sockopt import do_setsockopt
+
+        self._check_open()
+        do_setsockopt(self, level, optname, value)
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        from .tcp.sockopt import do_getsockopt
+
+        self._check_open()
+        return do_getsockopt(self, level, optname, buflen)
+
+    def poll(self) -> int:
+        """Readiness mask as ``tcp_poll`` / ``udp_poll`` compute it."""
+        if self.closed:
+            return POLLNVAL
+        sk = self.sk
+        if not self.is_tcp:
+            return sk.poll()
+        return tcp_poll(sk)
+
+    def ioctl(self, request: int) -> int:
+        sk = self.sk
+        if request == SIOCINQ:
+            if self.is_tcp and sk.state == S.TCP_LISTEN:
+                raise oserror(E.EINVAL)
+            return sk.rcv_queue_bytes if self.is_tcp else sk.inq()
+        if request == SIOCOUTQ:
+            if self.is_tcp:
+                from .tcp.tcp import tcp_ioctl_outq
+
+                if sk.state == S.TCP_LISTEN:
+                    raise oserror(E.EINVAL)
+                return tcp_ioctl_outq(sk)
+            return 0
+        raise oserror(E.ENOTTY if hasattr(E, "ENOTTY") else 25)
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<tcpdive.Socket fd={self.fd} {self.sk!r}>"
+
+
+def tcp_poll(sk: TcpSock) -> int:
+    """``tcp_poll``: POLLIN/OUT/HUP/ERR/RDHUP for a TCP socket."""
+    state = sk.state
+    if state == S.TCP_LISTEN:
+        return POLLIN | POLLRDNORM if sk.accept_queue else 0
+    mask = 0
+    if sk.sk_shutdown == S.SHUTDOWN_MASK or state == S.TCP_CLOSE:
+        mask |= POLLHUP
+    if sk.sk_shutdown & S.RCV_SHUTDOWN:
+        mask |= POLLIN | POLLRDNORM | POLLRDHUP
+    if state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+        if sk.rcv_queue_bytes >= max(sk.sk_rcvlowat, 1):
+            mask |= POLLIN | POLLRDNORM
+        if not sk.sk_shutdown & S.SEND_SHUTDOWN:
+            if sk.sk_sndbuf - sk.sk_wmem_queued >= sk.sk_wmem_queued // 2 and state != S.TCP_CLOSE:
+                mask |= POLLOUT | 0x100
+        else:
+            mask |= POLLOUT | 0x100
+    if sk.sk_err:
+        mask |= POLLERR
+    return mask
+
+
+def poll(net: Netns, fds: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """poll(2) once: [(fd, events)] -> [(fd, revents)] (POLLNVAL for bad fds)."""
+    out = []
+    for fd, events in fds:
+        f = net.files.files.get(fd)
+        if f is None:
+            out.append((fd, POLLNVAL))
+            continue
+        m = f.poll()
+        out.append((fd, m & (events | POLLERR | POLLHUP | POLLNVAL)))
+    return out

@@ -1,0 +1,511 @@
+"""tcp_ipv4.c: segment demux (``tcp_v4_rcv``), ``tcp_v4_do_rcv``, connect, SYN handling, RST.
+
+The receive path the article traces: ``ip_local_deliver`` -> ``tcp_v4_rcv`` (checksum, ehash /
+listener lookup, backlog if the socket is owned by the application) -> ``tcp_v4_do_rcv`` ->
+``tcp_rcv_established`` or ``tcp_rcv_state_process``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import TYPE_CHECKING
+
+from ..packet.checksum import csum_partial, pseudo_sum
+from ..packet.ipv4 import IPPROTO_TCP
+from ..packet.tcp import ACK, FIN, RST, SYN, TCPHDR_LEN, tcp_build, tcp_parse_options, ts_option
+from ..skb import SKB
+from . import sock as S
+from .minisocks import (
+    TCP_TW_ACK,
+    TCP_TW_RST,
+    TCP_TW_SYN,
+    RequestSock,
+    TimewaitSock,
+    inet_csk_reqsk_queue_drop,
+    inet_twsk_deschedule_put,
+    tcp_timewait_state_process,
+    tcp_v4_send_synack,
+    tcp_v4_timewait_ack,
+)
+from .sock import TcpSock, unwrap
+
+if TYPE_CHECKING:
+    from ..net.netns import Netns
+
+_unpack_th = struct.Struct("!HHIIBBHHH").unpack_from
+
+
+def secure_tcp_seq(net: Netns, saddr: int, daddr: int, sport: int, dport: int) -> int:
+    """ISN per RFC 6528: keyed hash of the 4-tuple plus a clock ticking every 64 ns."""
+    h = hashlib.blake2b(struct.pack("!IIHH", saddr, daddr, sport, dport), key=net.secret,
+                        digest_size=4).digest()
+    return (int.from_bytes(h, "big") + (net.clock.now_us() * 1000 >> 6)) & 0xFFFFFFFF
+
+
+def secure_tcp_ts_off(net: Netns, saddr: int, daddr: int) -> int:
+    """Per-pair random timestamp offset (``secure_tcp_ts_off``, tcp_timestamps=1)."""
+    if net.sysctl.tcp_timestamps != 1:
+        return 0
+    h = hashlib.blake2b(struct.pack("!II", saddr, daddr), key=net.secret + b"ts",
+                        digest_size=4).digest()
+    return int.from_bytes(h, "big")
+
+
+def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
+    """Entry from IP: validate the header and checksum, find the socket, process or backlog."""
+    mib = net.mib
+    n = len(data) - off
+    if n < TCPHDR_LEN:
+        mib["TcpInErrs"] += 1
+        net.drop(data, "PKT_TOO_SMALL")
+        return
+    sport, dport, seq, ack_seq, doff_b, flags, window, _check, urg = _unpack_th(data, off)
+    doff = (doff_b >> 4) * 4
+    if doff < TCPHDR_LEN or doff > n:
+        mib["TcpInErrs"] += 1
+        net.drop(data, "TCP_HDR_LEN")
+        return
+    seg = data[off:] if off else data
+    if csum_partial(seg, pseudo_sum(iph.saddr, iph.daddr, IPPROTO_TCP, n)) != 0xFFFF:
+        mib["TcpInCsumErrors"] += 1
+        mib["TcpInErrs"] += 1
+        net.drop(data, "TCP_CSUM")
+        return
+    mib["TcpInSegs"] += 1
+    skb = SKB(seq, 0, flags, seg[doff:] if doff < n else b"")
+    skb.ack_seq = ack_seq
+    skb.window = window
+    skb.saddr = iph.saddr
+    skb.daddr = iph.daddr
+    skb.sport = sport
+    skb.dport = dport
+    skb.doff = doff >> 2
+    skb.urg_ptr = urg
+    skb.tos = iph.tos
+    skb.opts = tcp_parse_options(seg, TCPHDR_LEN, doff, bool(flags & SYN)) if doff > TCPHDR_LEN else None
+    if net.trace.path.subs:
+        skb.path = ["ip_rcv", "ip_local_deliver", "tcp_v4_rcv"]
+    hi = net.tcp_hashinfo
+    sk = hi.ehash.get((iph.daddr, dport, iph.saddr, sport))
+    if sk is None:
+        sk = hi.lookup_listener(iph.daddr, dport, iph.saddr, sport)
+        if sk is None:
+            _no_tcp_socket(net, skb)
+            return
+    cls = type(sk)
+    if cls is TimewaitSock:
+        _do_time_wait(net, sk, skb)
+        return
+    if cls is RequestSock:
+        _rcv_request(net, sk, skb)
+        return
+    if sk.owned_by_user:
+        # tcp_add_backlog: the application holds the socket; process on release_sock
+        bl = sk.backlog
+        if bl is None:
+            bl = sk.backlog = []
+        bl.append(skb)
+        if skb.path is not None:
+            skb.path.append("tcp_add_backlog")
+        return
+    tcp_v4_do_rcv(sk, skb)
+    _emit_path(net, skb)
+
+
+def _emit_path(net: Netns, skb: SKB) -> None:
+    if skb.path is not None:
+        net.trace.path.emit(net, skb.path, skb)
+
+
+def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
+    """Per-socket receive (``tcp_v4_do_rcv``): ESTABLISHED fast path or the state machine."""
+    from .input import tcp_rcv_established, tcp_rcv_state_process
+
+    if skb.path is not None:
+        skb.path.append("tcp_v4_do_rcv")
+    state = sk.state
+    if state == S.TCP_ESTABLISHED:
+        _unwrap_skb(sk, skb)
+        tcp_rcv_established(sk, skb)
+        return
+    if state == S.TCP_LISTEN:
+        if skb.flags & RST:
+            return
+        if skb.flags & ACK:
+            # tcp_v4_cookie_check: a final ACK for a SYN-ACK sent with a cookie
+            from .syncookies import cookie_v4_check
+
+            nsk = cookie_v4_check(sk, skb)
+            if nsk is None:
+                tcp_v4_send_reset(sk.net, skb)
+            return
+        if skb.flags & SYN:
+            tcp_v4_conn_request(sk, skb)
+            if skb.path is not None:
+                skb.path.append("tcp_conn_request")
+            return
+        return
+    if state == S.TCP_SYN_SENT:
+        skb.seq = skb.seq  # raw: irs unknown yet
+        skb.ack_seq = unwrap(skb.ack_seq, sk.snd_una)
+        skb.end_seq = skb.seq + len(skb.data) + (1 if skb.flags & SYN else 0) + (
+            1 if skb.flags & FIN else 0)
+    else:
+        _unwrap_skb(sk, skb)
+    if tcp_rcv_state_process(sk, skb):
+        tcp_v4_send_reset(sk.net, skb)
+
+
+def _unwrap_skb(sk: TcpSock, skb: SKB) -> None:
+    seq = unwrap(skb.seq, sk.rcv_nxt)
+    skb.seq = seq
+    skb.end_seq = seq + len(skb.data) + (1 if skb.flags & SYN else 0) + (1 if skb.flags & FIN else 0)
+    skb.ack_seq = unwrap(skb.ack_seq, sk.snd_una)
+
+
+def _no_tcp_socket(net: Netns, skb: SKB) -> None:
+    """No socket wants it: answer with a RST (``no_tcp_socket``)."""
+    if skb.path is not None:
+        skb.path.append("tcp_v4_send_reset")
+        _emit_path(net, skb)
+    net.drop(skb, "NO_SOCKET")
+    tcp_v4_send_reset(net, skb)
+
+
+def tcp_v4_send_reset(net: Netns, skb: SKB, sk=None) -> None:
+    """RST in reply to ``skb`` (``tcp_v4_send_reset``), never to a RST (RFC 9293 3.10.7.1)."""
+    flags = skb.flags
+    if flags & RST:
+        return
+    wire_seq = skb.seq & 0xFFFFFFFF
+    if flags & ACK:
+        seq = skb.ack_seq & 0xFFFFFFFF
+        ack = 0
+        rflags = RST
+    else:
+        seq = 0
+        ack = (wire_seq + len(skb.data) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & 0xFFFFFFFF
+        rflags = RST | ACK
+    seg = tcp_build(skb.daddr, skb.saddr, skb.dport, skb.sport, seq, ack, rflags, 0)
+    net.mib["TcpOutRsts"] += 1
+    net.mib["TcpOutSegs"] += 1
+    tp = net.trace.send_reset
+    if tp.subs:
+        tp.emit(net, skb.daddr, skb.dport, skb.saddr, skb.sport, "no socket")
+    net.ip_output(skb.daddr, skb.saddr, IPPROTO_TCP, seg)
+
+
+def _do_time_wait(net: Netns, tw: TimewaitSock, skb: SKB) -> None:
+    if skb.path is not None:
+        skb.path.append("tcp_timewait_state_process")
+    verdict = tcp_timewait_state_process(tw, skb.flags, skb.seq, skb.ack_seq, len(skb.data), skb.opts)
+    if verdict == TCP_TW_SYN:
+        sk2 = net.tcp_hashinfo.lookup_listener(skb.daddr, skb.dport, skb.saddr, skb.sport)
+        if sk2 is not None:
+            inet_twsk_deschedule_put(tw)
+            tcp_v4_do_rcv(sk2, skb)
+            _emit_path(net, skb)
+            return
+        verdict = TCP_TW_RST
+    if verdict == TCP_TW_ACK:
+        tcp_v4_timewait_ack(tw)
+    elif verdict == TCP_TW_RST:
+        tcp_v4_send_reset(net, skb)
+    _emit_path(net, skb)
+
+
+# ---- listen side -----------------------------------------------------------------------------
+
+def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
+    """A SYN on a listener: make a request sock and send the SYN-ACK (``tcp_conn_request``)."""
+    from .syncookies import cookie_v4_init_sequence
+
+    net = sk.net
+    sc = net.sysctl
+    mib = net.mib
+    want_cookie = False
+    syncookies = sc.tcp_syncookies
+    if syncookies == 2 or (sk.syn_queue_len >= sk.max_ack_backlog and syncookies):
+        want_cookie = True
+        if syncookies != 2:
+            mib["TcpExtTCPReqQFullDoCookies"] += 1
+    elif sk.syn_queue_len >= sk.max_ack_backlog:
+        mib["TcpExtTCPReqQFullDrop"] += 1
+        mib["TcpExtListenDrops"] += 1
+        return
+    if sk.accept_queue is not None and len(sk.accept_queue) > sk.max_ack_backlog:
+        mib["TcpExtListenOverflows"] += 1
+        mib["TcpExtListenDrops"] += 1
+        return
+    if (not want_cookie and not syncookies
+            and sc.tcp_max_syn_backlog - sk.syn_queue_len < (sc.tcp_max_syn_backlog >> 2)):
+        mib["TcpExtListenDrops"] += 1
+        return
+    o = skb.opts
+    req = RequestSock(sk)
+    req.saddr = skb.daddr
+    req.rcv_saddr = skb.daddr
+    req.sport = skb.dport
+    req.daddr = skb.saddr
+    req.dport = skb.sport
+    req.rcv_isn = skb.seq
+    peer_mss = o.mss if o is not None and o.mss else S.TCP_MSS_DEFAULT
+    if sk.user_mss and sk.user_mss < peer_mss:
+        peer_mss = sk.user_mss
+    req.peer_mss = peer_mss
+    req.peer_window = skb.window
+    req.tstamp_ok = bool(o is not None and o.saw_tstamp and sc.tcp_timestamps)
+    req.sack_ok = bool(o is not None and o.sack_ok and sc.tcp_sack)
+    req.wscale_ok = bool(o is not None and o.wscale >= 0 and sc.tcp_window_scaling)
+    req.snd_wscale = min(o.wscale, S.TCP_MAX_WSCALE) if req.wscale_ok else 0
+    req.ts_recent = o.tsval if req.tstamp_ok else 0
+    req.tsoffset = secure_tcp_ts_off(net, req.saddr, req.daddr) if req.tstamp_ok else 0
+    pmtu = net.route_mtu(req.daddr)
+    advmss = pmtu - 40
+    if sk.user_mss and sk.user_mss < advmss:
+        advmss = sk.user_mss
+    req.mss = advmss
+    # tcp_openreq_init_rwin: our initial window and scale
+    from .output import tcp_select_initial_window, tcp_win_from_space
+
+    mss_for_win = advmss - (12 if req.tstamp_ok else 0)
+    probe = TcpSock.__new__(TcpSock)
+    probe.window_clamp = sk.window_clamp
+    probe.net = net
+    req.rcv_wnd, req.window_clamp, req.rcv_wscale = tcp_select_initial_window(
+        probe, tcp_win_from_space(sk, sk.sk_rcvbuf), mss_for_win, req.wscale_ok)
+    if not req.wscale_ok:
+        req.rcv_wscale = 0
+    # tcp_tw_recycle emulation: reject SYNs whose timestamps go back in time for this peer
+    if getattr(sc, "tcp_tw_recycle", 0) and req.tstamp_ok:
+        peers = net.__dict__.get("tw_recycle_peers", {})
+        ent = peers.get(req.daddr)
+        if ent is not None:
+            ts, stamp = ent
+            if (net.clock.now_us() // 1_000_000 < stamp + S.TCP_PAWS_MSL
+                    and ((ts - req.ts_recent) & 0xFFFFFFFF) < 0x80000000 and ts != req.ts_recent):
+                mib["TcpExtPAWSPassive"] += 1
+                return
+    if want_cookie:
+        req.snt_isn = cookie_v4_init_sequence(sk, req, skb, peer_mss)
+        req.mss = advmss
+        req.cookie = True
+        mib["TcpExtSyncookiesSent"] += 1
+        tcp_v4_send_synack(req)
+        return
+    req.snt_isn = secure_tcp_seq(net, req.saddr, req.daddr, req.sport, req.dport)
+    hi = net.tcp_hashinfo
+    hi.ehash_insert(req, (req.saddr, req.sport, req.daddr, req.dport))
+    sk.syn_queue_len += 1
+    tcp_v4_send_synack(req)
+    req.timer.mod(net.clock.now_us() + req.timeout)
+
+
+def _rcv_request(net: Netns, req: RequestSock, skb: SKB) -> None:
+    """A segment for a request sock: the handshake's final ACK (``tcp_check_req``)."""
+    listener = req.listener
+    if skb.path is not None:
+        skb.path.append("tcp_check_req")
+    if listener.state != S.TCP_LISTEN:
+        inet_csk_reqsk_queue_drop(req)
+        tcp_v4_send_reset(net, skb)
+        return
+    flags = skb.flags
+    seq = skb.seq
+    # retransmitted SYN: resend SYN-ACK
+    if flags & SYN and not flags & (RST | ACK) and seq == req.rcv_isn:
+        tcp_v4_send_synack(req)
+        net.mib["TcpRetransSegs"] += 1
+        _emit_path(net, skb)
+        return
+    if flags & ACK and ((skb.ack_seq - (req.snt_isn + 1)) & 0xFFFFFFFF) != 0:
+        tcp_v4_send_reset(net, skb)     # "Invalid ACK: reset will be sent by listening socket"
+        _emit_path(net, skb)
+        return
+    rcv_nxt = (req.rcv_isn + 1) & 0xFFFFFFFF
+    in_window = ((seq - rcv_nxt) & 0xFFFFFFFF) <= req.rcv_wnd or seq == rcv_nxt
+    if not in_window:
+        if not flags & RST:
+            _req_send_ack(req)
+        return
+    if flags & RST:
+        inet_csk_reqsk_queue_drop(req)
+        return
+    if flags & SYN:
+        inet_csk_reqsk_queue_drop(req)
+        tcp_v4_send_reset(net, skb)
+        return
+    if not flags & ACK:
+        return
+    child = tcp_v4_syn_recv_sock(listener, req, skb)
+    if child is None:
+        return
+    tcp_child_process(listener, child, skb)
+    _emit_path(net, skb)
+
+
+def _req_send_ack(req: RequestSock) -> None:
+    net = req.net
+    opts = b""
+    if req.tstamp_ok:
+        opts = ts_option((net.clock.now_us() // 1000 + req.tsoffset) & 0xFFFFFFFF, req.ts_recent)
+    seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn + 1, req.rcv_isn + 1,
+                    ACK, min(req.rcv_wnd >> req.rcv_wscale, 0xFFFF), opts)
+    net.mib["TcpOutSegs"] += 1
+    net.ip_output(req.saddr, req.daddr, IPPROTO_TCP, seg)
+
+
+def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
+                         peer_mss: int | None = None) -> TcpSock | None:
+    """Make the child socket for a completed handshake (``tcp_v4_syn_recv_sock``).
+
+    If the accept queue is full the ACK is dropped (ListenOverflows) and the request stays, so
+    the peer's retransmission may succeed later — or RST with tcp_abort_on_overflow.
+    """
+    net = listener.net
+    aq_len = len(listener.accept_queue) if listener.accept_queue is not None else 0
+    if aq_len > listener.max_ack_backlog:
+        net.mib["TcpExtListenOverflows"] += 1
+        net.mib["TcpExtListenDrops"] += 1
+        if net.sysctl.tcp_abort_on_overflow:
+            inet_csk_reqsk_queue_drop(req)
+            tcp_v4_send_reset(net, skb)
+        else:
+            req.acked = True
+        return None
+    from .cong import tcp_init_congestion_control
+    from .output import tcp_sync_mss
+
+    if peer_mss is None:
+        peer_mss = req.peer_mss
+    child = TcpSock(net)
+    child.state = S.TCP_SYN_RECV
+    child.saddr = child.rcv_saddr = req.saddr
+    child.sport = req.sport
+    child.daddr = req.daddr
+    child.dport = req.dport
+    child.parent = listener
+    child.reuse = listener.reuse
+    child.reuseport = listener.reuseport
+    child.keepopen = listener.keepopen
+    child.nonagle = listener.nonagle
+    child.linger = listener.linger
+    child.lingertime = listener.lingertime
+    child.keepalive_time = listener.keepalive_time
+    child.keepalive_intvl = listener.keepalive_intvl
+    child.keepalive_probes = listener.keepalive_probes
+    child.icsk_user_timeout = listener.icsk_user_timeout
+    child.user_mss = listener.user_mss
+    child.sk_rcvbuf = listener.sk_rcvbuf
+    child.sk_sndbuf = listener.sk_sndbuf
+    child.userlocks = listener.userlocks
+    child.congestion_name = listener.congestion_name
+    child.owner = listener.owner
+    child.tos = listener.tos
+    child.ttl = listener.ttl
+    child.iss = req.snt_isn
+    child.irs = req.rcv_isn
+    base = req.snt_isn + 1
+    child.snd_una = child.snd_nxt = child.write_seq = child.pushed_seq = child.snd_sml = base
+    child.snd_up = base
+    child.rcv_nxt = child.rcv_wup = child.copied_seq = req.rcv_isn + 1
+    child.rcv_wnd = req.rcv_wnd
+    child.window_clamp = req.window_clamp
+    child.rcv_ssthresh = req.rcv_wnd
+    child.rcv_wscale = req.rcv_wscale
+    child.snd_wscale = req.snd_wscale
+    child.wscale_ok = req.wscale_ok
+    child.sack_ok = req.sack_ok
+    child.tstamp_ok = req.tstamp_ok
+    child.tsoffset = req.tsoffset
+    child.ts_recent = req.ts_recent
+    child.ts_recent_stamp = net.clock.now_us() // 1_000_000
+    child.tcp_header_len = 20 + (12 if req.tstamp_ok else 0)
+    child.mss_clamp = peer_mss
+    child.advmss = req.mss
+    child.snd_wl1 = req.rcv_isn
+    child.snd_wnd = req.peer_window
+    child.max_window = child.snd_wnd
+    child.icsk_rto = net.tcp_timeout_init()
+    tcp_sync_mss(child, net.route_mtu(child.daddr))
+    child.ack_rcv_mss = min(child.advmss, child.mss_cache) or S.TCP_MSS_DEFAULT
+    # RTT of the handshake (tcp_synack_rtt_meas), unless the SYN-ACK was retransmitted
+    if req.num_retrans == 0 and req.snt_synack:
+        from .rtt import tcp_ack_update_rtt
+
+        tcp_ack_update_rtt(child, max(net.clock.now_us() - req.snt_synack, 1))
+    child.total_retrans = req.num_retrans
+    child.snd_cwnd = S.TCP_INIT_CWND
+    tcp_init_congestion_control(child)
+    # inet_csk_complete_hashdance: the child takes the request's place in ehash
+    hi = net.tcp_hashinfo
+    req.timer.cancel()
+    hi.ehash_remove(req)
+    listener.syn_queue_len -= 1
+    hi.ehash_insert(child, (child.saddr, child.sport, child.daddr, child.dport))
+    _inherit_port(hi, listener, child)
+    net.sockets.add(child)
+    from .tcp import tcp_set_state
+
+    child.state = S.TCP_CLOSE
+    tcp_set_state(child, S.TCP_SYN_RECV)
+    net.mib["TcpPassiveOpens"] += 1
+    if listener.accept_queue is None:
+        from collections import deque
+
+        listener.accept_queue = deque()
+    listener.accept_queue.append(child)
+    return child
+
+
+def _inherit_port(hi, listener: TcpSock, child: TcpSock) -> None:
+    """The child shares the listener's bind bucket (``__inet_inherit_port``)."""
+    tb = listener.bind_bucket
+    if tb is not None:
+        tb.owners.append(child)
+        child.bind_bucket = tb
+
+
+def tcp_child_process(parent: TcpSock, child: TcpSock, skb: SKB) -> None:
+    """Run the final ACK through the child and wake accept() (``tcp_child_process``)."""
+    from .input import tcp_rcv_state_process
+    from .tcp import sk_wake
+
+    _unwrap_skb(child, skb)
+    if tcp_rcv_state_process(child, skb):
+        tcp_v4_send_reset(child.net, skb)
+    sk_wake(parent)
+
+
+def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
+    """connect(): route, source address, port, ISN, SYN (``tcp_v4_connect``)."""
+    from ..errors import ENETUNREACH, oserror
+    from .output import tcp_connect
+    from .tcp import tcp_set_state
+
+    net = sk.net
+    route = net.fib_lookup(daddr)
+    if route is None:
+        raise oserror(ENETUNREACH, "no route to host")
+    if not sk.rcv_saddr:
+        sk.saddr = net.inet_select_addr(route, daddr)
+    else:
+        sk.saddr = sk.rcv_saddr
+    sk.daddr = daddr
+    sk.dport = dport
+    tcp_set_state(sk, S.TCP_SYN_SENT)
+    try:
+        net.tcp_hashinfo.inet_hash_connect(sk)
+    except OSError:
+        sk.state = S.TCP_CLOSE
+        sk.daddr = 0
+        sk.dport = 0
+        raise
+    net.sockets.add(sk)
+    if not sk.write_seq:
+        sk.write_seq = secure_tcp_seq(net, sk.saddr, sk.daddr, sk.sport, sk.dport)
+    sk.iss = sk.write_seq
+    sk.tsoffset = secure_tcp_ts_off(net, sk.saddr, sk.daddr)
+    sk.inet_id = net.rng.getrandbits(16)
+    tcp_connect(sk)

@@ -1,0 +1,310 @@
+"""tcp_minisocks.c: request socks (SYN_RECV before accept) and TIME_WAIT socks.
+
+Both are small objects standing in the established hash where a full socket would, as in
+Linux: a TIME_WAIT socket keeps only what it needs to answer a late FIN or a new SYN.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..ktime import KTimer
+from ..packet.ipv4 import IPPROTO_TCP
+from ..packet.tcp import ACK, FIN, RST, SYN, syn_options, tcp_build, ts_option
+from . import sock as S
+from .sock import TCP_TIMEWAIT_LEN, TcpSock, ts_before, unwrap
+
+if TYPE_CHECKING:
+    from ..net.netns import Netns
+
+# tcp_timewait_state_process verdicts
+TCP_TW_SUCCESS = 0
+TCP_TW_RST = 1
+TCP_TW_ACK = 2
+TCP_TW_SYN = 3
+
+
+class TimewaitSock:
+    """A TIME_WAIT (or orphaned FIN_WAIT2) connection (``inet_timewait_sock`` + ``tcp_timewait_sock``)."""
+
+    __slots__ = ("net", "saddr", "sport", "daddr", "dport", "state", "substate", "rcv_nxt",
+                 "snd_nxt", "rcv_wnd", "rcv_wscale", "ts_recent", "ts_recent_stamp", "tsoffset",
+                 "timer", "hash_key", "bind_bucket", "reuse", "reuseport", "rcv_saddr",
+                 "entry_stamp_ms", "tos", "ttl", "tstamp_ok", "kill")
+
+    def __init__(self, net: Netns, sk: TcpSock, state: int) -> None:
+        self.net = net
+        self.saddr = sk.saddr
+        self.rcv_saddr = sk.rcv_saddr
+        self.sport = sk.sport
+        self.daddr = sk.daddr
+        self.dport = sk.dport
+        self.state = S.TCP_TIME_WAIT
+        self.substate = state
+        self.rcv_nxt = sk.rcv_nxt
+        self.snd_nxt = sk.snd_nxt
+        self.rcv_wnd = sk.tcp_receive_window()
+        self.rcv_wscale = sk.rcv_wscale
+        self.tstamp_ok = sk.tstamp_ok
+        self.ts_recent = sk.ts_recent
+        self.ts_recent_stamp = sk.ts_recent_stamp
+        self.tsoffset = sk.tsoffset
+        self.reuse = sk.reuse
+        self.reuseport = sk.reuseport
+        self.tos = sk.tos
+        self.ttl = sk.ttl
+        self.entry_stamp_ms = net.clock.now_us() // 1000
+        self.timer = KTimer(net.clock, tw_timer_handler, self)
+        self.hash_key = None
+        self.bind_bucket = None
+        self.kill = False
+
+    def remaining_us(self) -> int:
+        return self.timer.remaining(self.net.clock.now_us())
+
+    def __repr__(self) -> str:
+        from ..packet.ipv4 import int2ip
+
+        return f"<TimewaitSock {int2ip(self.saddr)}:{self.sport} -> {int2ip(self.daddr)}:{self.dport}>"
+
+
+def inet_twsk_schedule(tw: TimewaitSock, timeo: int) -> None:
+    """(Re)arm the TIME_WAIT timer (``inet_twsk_reschedule``)."""
+    tw.timer.mod(tw.net.clock.now_us() + timeo)
+
+
+def tw_timer_handler(tw: TimewaitSock) -> None:
+    """TIME_WAIT expired: the 4-tuple and the port are free again (``tw_timer_handler``)."""
+    net = tw.net
+    tp = net.trace.timer
+    if tp.subs:
+        tp.emit(tw, "timewait", "expire", net.clock.now_us())
+    inet_twsk_kill(tw)
+    net.mib["TcpExtTW"] += 1
+
+
+def inet_twsk_kill(tw: TimewaitSock) -> None:
+    net = tw.net
+    hi = net.tcp_hashinfo
+    hi.ehash_remove(tw)
+    hi.bind_remove(tw)
+    net.tw_count -= 1
+    tp = net.trace.set_state
+    if tp.subs:
+        tp.emit(tw, S.TCP_TIME_WAIT, S.TCP_CLOSE, net.clock.now_us())
+
+
+def inet_twsk_deschedule_put(tw: TimewaitSock) -> None:
+    """Kill a TIME_WAIT socket early (reuse by connect, or RST) (``inet_twsk_deschedule_put``)."""
+    tw.timer.cancel()
+    inet_twsk_kill(tw)
+
+
+def tcp_time_wait(sk: TcpSock, state: int, timeo: int) -> None:
+    """Replace a closing socket by a TIME_WAIT mini socket (``tcp_time_wait``).
+
+    ``state`` is TIME_WAIT, or FIN_WAIT2 for an orphan waiting out tcp_fin_timeout. When
+    tcp_max_tw_buckets is reached no mini socket is made (TcpExtTCPTimeWaitOverflow).
+    """
+    from .tcp import tcp_done
+
+    net = sk.net
+    sc = net.sysctl
+    if net.tw_count < sc.tcp_max_tw_buckets:
+        tw = TimewaitSock(net, sk, state)
+        rto = sk.icsk_rto
+        rto3 = (rto << 2) - (rto >> 1)
+        if state == S.TCP_TIME_WAIT:
+            timeo = TCP_TIMEWAIT_LEN
+            if getattr(sc, "tcp_tw_recycle", 0) and sk.tstamp_ok:
+                timeo = rto3          # the pre-4.12 tcp_tw_recycle: RTO-based TIME_WAIT
+                _tw_recycle_remember(sk)
+        elif timeo < rto3:
+            timeo = rto3
+        hi = net.tcp_hashinfo
+        key = sk.hash_key
+        tb = sk.bind_bucket
+        if tb is not None:
+            tb.owners.append(tw)
+            tw.bind_bucket = tb
+        if key is not None:
+            hi.ehash[key] = tw
+            tw.hash_key = key
+            sk.hash_key = None
+        net.tw_count += 1
+        inet_twsk_schedule(tw, timeo)
+        _emit_state(sk, state if state == S.TCP_TIME_WAIT else S.TCP_FIN_WAIT2)
+        tcp_done(sk, quiet=True)
+        return
+    net.mib["TcpExtTCPTimeWaitOverflow"] += 1
+    tcp_done(sk)
+
+
+def _emit_state(sk: TcpSock, new: int) -> None:
+    tp = sk.net.trace.set_state
+    if tp.subs:
+        tp.emit(sk, sk.state, new, sk.net.clock.now_us())
+
+
+def _tw_recycle_remember(sk: TcpSock) -> None:
+    """tcp_tw_recycle emulation: remember the peer's last TSval (the old inet_peer / tcp_metrics)."""
+    peers = sk.net.__dict__.setdefault("tw_recycle_peers", {})
+    peers[sk.daddr] = (sk.ts_recent, sk.net.clock.now_us() // 1_000_000)
+
+
+def tcp_timewait_state_process(tw: TimewaitSock, th_flags: int, seq: int, ack_seq: int,
+                               data_len: int, opts) -> int:
+    """A segment for a TIME_WAIT socket (``tcp_timewait_state_process``); returns a TCP_TW_* verdict."""
+    net = tw.net
+    saw_ts = bool(opts is not None and opts.saw_tstamp and tw.tstamp_ok)
+    paws_reject = False
+    if saw_ts and tw.ts_recent_stamp:
+        d = (tw.ts_recent - opts.tsval) & 0xFFFFFFFF
+        if d >= 0x80000000:
+            d -= 0x100000000
+        paws_reject = d > S.TCP_PAWS_WINDOW
+    seq = unwrap(seq, tw.rcv_nxt)
+    end_seq = seq + data_len + (1 if th_flags & SYN else 0) + (1 if th_flags & FIN else 0)
+    if tw.substate == S.TCP_FIN_WAIT2:
+        # orphaned FIN_WAIT2 living as a mini socket
+        if paws_reject or not (end_seq >= tw.rcv_nxt and seq <= tw.rcv_nxt + tw.rcv_wnd):
+            return TCP_TW_ACK if not th_flags & RST else TCP_TW_SUCCESS
+        if th_flags & RST:
+            inet_twsk_deschedule_put(tw)
+            return TCP_TW_SUCCESS
+        if th_flags & SYN or end_seq != tw.rcv_nxt + (1 if th_flags & FIN else 0) - 0 and data_len:
+            return TCP_TW_RST
+        if not th_flags & ACK or not th_flags & FIN or end_seq != tw.rcv_nxt + 1:
+            return TCP_TW_SUCCESS if not data_len else TCP_TW_RST
+        tw.substate = S.TCP_TIME_WAIT
+        tw.rcv_nxt = end_seq
+        if saw_ts:
+            tw.ts_recent = opts.tsval
+            tw.ts_recent_stamp = net.clock.now_us() // 1_000_000
+        inet_twsk_schedule(tw, TCP_TIMEWAIT_LEN)
+        return TCP_TW_ACK
+    # real TIME_WAIT
+    if not paws_reject and seq == tw.rcv_nxt and (seq == end_seq or th_flags & RST):
+        if th_flags & RST:
+            if not net.sysctl.tcp_rfc1337:
+                inet_twsk_deschedule_put(tw)
+                return TCP_TW_SUCCESS
+        else:
+            inet_twsk_schedule(tw, TCP_TIMEWAIT_LEN)
+        if saw_ts:
+            tw.ts_recent = opts.tsval
+            tw.ts_recent_stamp = net.clock.now_us() // 1_000_000
+        return TCP_TW_SUCCESS
+    if (th_flags & SYN and not th_flags & RST and not th_flags & ACK and not paws_reject
+            and (seq > tw.rcv_nxt or (saw_ts and ts_before(tw.ts_recent, opts.tsval)))):
+        # a new SYN may open a new incarnation (RFC 1122 4.2.2.13)
+        return TCP_TW_SYN
+    if paws_reject:
+        net.mib["TcpExtPAWSEstab"] += 1
+    if not th_flags & RST:
+        # duplicate FIN or out-of-window: re-ACK and restart the 60 s (the "TIME_WAIT ACK")
+        if paws_reject or th_flags & FIN:
+            inet_twsk_schedule(tw, TCP_TIMEWAIT_LEN)
+        return TCP_TW_ACK
+    return TCP_TW_SUCCESS
+
+
+def tcp_v4_timewait_ack(tw: TimewaitSock) -> None:
+    """ACK from a TIME_WAIT socket (``tcp_v4_timewait_ack``)."""
+    net = tw.net
+    opts = b""
+    if tw.tstamp_ok:
+        opts = ts_option((net.clock.now_us() // 1000 + tw.tsoffset) & 0xFFFFFFFF, tw.ts_recent)
+    win = min(tw.rcv_wnd >> tw.rcv_wscale, 0xFFFF)
+    seg = tcp_build(tw.saddr, tw.daddr, tw.sport, tw.dport, tw.snd_nxt, tw.rcv_nxt, ACK, win,
+                    opts)
+    net.mib["TcpOutSegs"] += 1
+    net.ip_output(tw.saddr, tw.daddr, IPPROTO_TCP, seg, tw.tos, tw.ttl or None)
+
+
+# ---- request socks ---------------------------------------------------------------------------
+
+class RequestSock:
+    """A connection in SYN_RECV before it is a full socket (``tcp_request_sock``)."""
+
+    __slots__ = ("listener", "net", "saddr", "sport", "daddr", "dport", "rcv_isn", "snt_isn",
+                 "mss", "snd_wscale", "rcv_wscale", "wscale_ok", "sack_ok", "tstamp_ok",
+                 "ts_recent", "tsoffset", "rcv_wnd", "window_clamp", "num_retrans",
+                 "num_timeout", "timer", "hash_key", "snt_synack", "acked", "state", "timeout",
+                 "peer_window", "cookie", "tos", "ttl", "rcv_saddr", "peer_mss")
+
+    def __init__(self, listener: TcpSock) -> None:
+        self.listener = listener
+        self.net = listener.net
+        self.state = S.TCP_NEW_SYN_RECV
+        self.num_retrans = 0
+        self.num_timeout = 0
+        self.acked = False
+        self.hash_key = None
+        self.cookie = False
+        self.timer = KTimer(self.net.clock, reqsk_timer_handler, self)
+        self.timeout = self.net.tcp_timeout_init()
+        self.tos = listener.tos
+        self.ttl = listener.ttl
+
+    def __repr__(self) -> str:
+        from ..packet.ipv4 import int2ip
+
+        return f"<RequestSock {int2ip(self.saddr)}:{self.sport} <- {int2ip(self.daddr)}:{self.dport}>"
+
+
+def tcp_v4_send_synack(req: RequestSock) -> None:
+    """Send (or resend) the SYN-ACK of a request (``tcp_v4_send_synack`` / ``tcp_make_synack``)."""
+    net = req.net
+    ts = None
+    if req.tstamp_ok:
+        ts = ((net.clock.now_us() // 1000 + req.tsoffset) & 0xFFFFFFFF, req.ts_recent)
+    opts = syn_options(req.mss, req.sack_ok, ts, req.rcv_wscale if req.wscale_ok else None)
+    seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn, req.rcv_isn + 1,
+                    SYN | ACK, min(req.rcv_wnd, 0xFFFF), opts)
+    req.snt_synack = net.clock.now_us()
+    net.mib["TcpOutSegs"] += 1
+    net.ip_output(req.saddr, req.daddr, IPPROTO_TCP, seg, req.tos, req.ttl or None)
+
+
+def reqsk_timer_handler(req: RequestSock) -> None:
+    """SYN-ACK retransmission with backoff; drop after tcp_synack_retries (``reqsk_timer_handler``)."""
+    listener = req.listener
+    net = req.net
+    if listener.state != S.TCP_LISTEN or req.hash_key is None:
+        inet_csk_reqsk_queue_drop(req)
+        return
+    max_retries = listener.icsk_syn_retries or net.sysctl.tcp_synack_retries
+    qlen = listener.syn_queue_len
+    if (qlen << 1) > max(8, listener.max_ack_backlog):
+        young = _young_len(listener) << 1
+        while max_retries > 2:
+            if qlen < young:
+                break
+            max_retries -= 1
+            young <<= 1
+    expire = req.num_timeout >= max_retries
+    if not expire:
+        if not req.acked:
+            tcp_v4_send_synack(req)
+            req.num_retrans += 1
+            net.mib["TcpRetransSegs"] += 1
+            net.mib["TcpExtTCPSynRetrans"] += 1
+        req.num_timeout += 1
+        req.timer.mod(net.clock.now_us() + min(req.timeout << req.num_timeout, S.TCP_RTO_MAX))
+        return
+    inet_csk_reqsk_queue_drop(req)
+
+
+def _young_len(listener: TcpSock) -> int:
+    hi = listener.net.tcp_hashinfo
+    return sum(1 for r in hi.ehash.values()
+               if isinstance(r, RequestSock) and r.listener is listener and r.num_timeout == 0)
+
+
+def inet_csk_reqsk_queue_drop(req: RequestSock) -> None:
+    """Forget a request (``inet_csk_reqsk_queue_drop``)."""
+    req.timer.cancel()
+    if req.hash_key is not None:
+        req.net.tcp_hashinfo.ehash_remove(req)
+        req.listener.syn_queue_len -= 1

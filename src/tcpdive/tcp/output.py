@@ -1,0 +1,702 @@
+"""tcp_output.c: building and sending segments, window selection, Nagle, ACK/FIN/RST/SYN.
+
+``tcp_write_xmit`` decides what may leave (congestion window, receive window, Nagle);
+``tcp_transmit_skb`` writes header and options and hands the segment to IP.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ..packet.ipv4 import IPPROTO_TCP
+from ..packet.tcp import (
+    ACK,
+    FIN,
+    PSH,
+    RST,
+    SYN,
+    sack_option,
+    syn_options,
+    tcp_build,
+    ts_option,
+)
+from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
+from .sock import (
+    ICSK_ACK_PUSHED,
+    ICSK_ACK_SCHED,
+    ICSK_ACK_TIMER,
+    ICSK_TIME_PROBE0,
+    ICSK_TIME_RETRANS,
+    MAX_TCP_WINDOW,
+    TCP_ATO_MIN,
+    TCP_CLOSE,
+    TCP_DELACK_MIN,
+    TCP_MAX_WSCALE,
+    TCP_MIN_MSS,
+    TCP_NAGLE_CORK,
+    TCP_NAGLE_OFF,
+    TCP_NAGLE_PUSH,
+    TCP_RESOURCE_PROBE_INTERVAL,
+    TCP_RMEM_TO_WIN_SCALE,
+    TCP_RTO_MAX,
+    TCP_RTO_MIN,
+    TCP_SYN_SENT,
+    TcpSock,
+    jiffies_round,
+)
+
+MAX_TCP_OPTION_SPACE = 40
+TCPOLEN_SACK_BASE_ALIGNED = 4
+TCPOLEN_SACK_PERBLOCK = 8
+TCPOLEN_TSTAMP_ALIGNED = 12
+
+
+# ---- small queue helpers (queues are created lazily) ----------------------------------------
+
+def tcp_add_write_queue_tail(sk: TcpSock, skb: SKB) -> None:
+    q = sk.write_queue
+    if not q:
+        q = sk.write_queue = deque()
+    q.append(skb)
+
+
+def tcp_rtx_queue_tail_add(sk: TcpSock, skb: SKB) -> None:
+    q = sk.rtx_queue
+    if not q:
+        q = sk.rtx_queue = deque()
+    q.append(skb)
+
+
+# ---- time stamps --------------------------------------------------------------------------
+
+def tcp_time_stamp_ts(sk: TcpSock) -> int:
+    """The TS value clock (``tcp_time_stamp_ts``): milliseconds plus the connection's offset."""
+    return (sk.net.clock.now_us() // 1000 + sk.tsoffset) & 0xFFFFFFFF
+
+
+# ---- MSS and windows ----------------------------------------------------------------------
+
+def tcp_mtu_to_mss(sk: TcpSock, pmtu: int) -> int:
+    """MSS from path MTU, minus IP and TCP base headers, clamped (``__tcp_mtu_to_mss``)."""
+    mss = pmtu - 20 - 20
+    if mss > sk.mss_clamp:
+        mss = sk.mss_clamp
+    mss_min = sk.net.sysctl.tcp_min_snd_mss
+    return mss if mss > mss_min else mss_min
+
+
+def tcp_sync_mss(sk: TcpSock, pmtu: int) -> int:
+    """Recompute mss_cache for a path MTU (``tcp_sync_mss``): MSS minus options we always send."""
+    mss = tcp_mtu_to_mss(sk, pmtu) - (sk.tcp_header_len - 20)
+    if sk.max_window and mss > (sk.max_window >> 1):
+        half = max(sk.max_window >> 1, 68 - (sk.tcp_header_len - 20) - 40)
+        mss = min(mss, half)
+    mss = max(mss, TCP_MIN_MSS - (sk.tcp_header_len - 20))
+    sk.icsk_pmtu_cookie = pmtu
+    sk.mss_cache = mss
+    return mss
+
+
+def tcp_current_mss(sk: TcpSock) -> int:
+    """MSS for the next segment: mss_cache less room for SACK blocks we must send."""
+    mss = sk.mss_cache
+    if sk.sack_ok and (sk.num_sacks or sk.dsack):
+        n = sk.num_sacks + sk.dsack
+        room = MAX_TCP_OPTION_SPACE - (sk.tcp_header_len - 20)
+        blocks = min(n, (room - TCPOLEN_SACK_BASE_ALIGNED) // TCPOLEN_SACK_PERBLOCK)
+        if blocks > 0:
+            mss -= TCPOLEN_SACK_BASE_ALIGNED + blocks * TCPOLEN_SACK_PERBLOCK
+    return mss
+
+
+def tcp_win_from_space(sk: TcpSock, space: int) -> int:
+    """Bytes of window a buffer of ``space`` bytes can offer (``tcp_win_from_space``)."""
+    return (space * sk.scaling_ratio) >> TCP_RMEM_TO_WIN_SCALE
+
+
+def tcp_full_space(sk: TcpSock) -> int:
+    return tcp_win_from_space(sk, sk.sk_rcvbuf)
+
+
+def tcp_space(sk: TcpSock) -> int:
+    """Free receive space as window (``tcp_space``); queued bytes stand for sk_rmem_alloc."""
+    return tcp_win_from_space(sk, sk.sk_rcvbuf - sk.rcv_queue_bytes - sk.ofo_bytes)
+
+
+def tcp_select_initial_window(sk: TcpSock, space: int, mss: int, wscale_ok: bool,
+                              init_rcv_wnd: int = 0) -> tuple[int, int, int]:
+    """Initial rcv_wnd, window_clamp and rcv_wscale (``tcp_select_initial_window``)."""
+    window_clamp = sk.window_clamp or (0xFFFF << TCP_MAX_WSCALE)
+    space = max(space, 0)
+    space = min(window_clamp, space)
+    if space > mss:
+        space = (space // mss) * mss
+    sc = sk.net.sysctl
+    rcv_wnd = min(space, MAX_TCP_WINDOW) if sc.tcp_workaround_signed_windows else space
+    if init_rcv_wnd:
+        rcv_wnd = min(rcv_wnd, init_rcv_wnd * mss)
+    rcv_wscale = 0
+    if wscale_ok:
+        space = max(space, sc.tcp_rmem[2], sc.rmem_max)
+        space = min(space, window_clamp)
+        rcv_wscale = max(0, min(space.bit_length() - 1 - 15, TCP_MAX_WSCALE))
+    window_clamp = min(0xFFFF << rcv_wscale, window_clamp)
+    return rcv_wnd, window_clamp, rcv_wscale
+
+
+def __tcp_select_window(sk: TcpSock) -> int:
+    """The window we would like to offer now (``__tcp_select_window``): never shrinks it."""
+    mss = sk.ack_rcv_mss
+    free_space = tcp_space(sk)
+    allowed_space = tcp_full_space(sk)
+    full_space = min(sk.window_clamp, allowed_space)
+    if mss > full_space:
+        mss = full_space
+        if mss <= 0:
+            return 0
+    wscale = sk.rcv_wscale
+    if free_space < (full_space >> 1):
+        sk.ack_quick = 0
+        free_space = (free_space >> wscale) << wscale
+        if free_space < (allowed_space >> 4) or free_space < mss:
+            return 0
+    if free_space > sk.rcv_ssthresh:
+        free_space = sk.rcv_ssthresh
+    if wscale:
+        window = free_space
+        unit = 1 << wscale
+        window = (window + unit - 1) // unit * unit
+    else:
+        window = sk.rcv_wnd
+        if window <= free_space - mss or window > free_space:
+            window = (free_space // mss) * mss
+        elif mss == full_space and free_space > window + (full_space >> 1):
+            window = free_space
+    return window
+
+
+def tcp_select_window(sk: TcpSock) -> int:
+    """Window field for an outgoing non-SYN segment; updates rcv_wnd/rcv_wup (``tcp_select_window``)."""
+    old_win = sk.rcv_wnd
+    cur_win = sk.tcp_receive_window()
+    new_win = __tcp_select_window(sk)
+    wscale = sk.rcv_wscale
+    if new_win < cur_win:
+        if new_win == 0:
+            sk.net.mib["TcpExtTCPWantZeroWindowAdv"] += 1
+        unit = 1 << wscale
+        new_win = (cur_win + unit - 1) // unit * unit
+    sk.rcv_wnd = new_win
+    sk.rcv_wup = sk.rcv_nxt
+    if not wscale and sk.net.sysctl.tcp_workaround_signed_windows:
+        new_win = min(new_win, MAX_TCP_WINDOW)
+    else:
+        new_win = min(new_win, 0xFFFF << wscale)
+    new_win >>= wscale
+    if new_win == 0:
+        sk.pred_flags = 0
+        if old_win:
+            sk.net.mib["TcpExtTCPToZeroWindowAdv"] += 1
+    elif old_win == 0:
+        sk.net.mib["TcpExtTCPFromZeroWindowAdv"] += 1
+    return new_win
+
+
+# ---- the transmit path --------------------------------------------------------------------
+
+def tcp_established_options(sk: TcpSock) -> bytes:
+    """Options for a non-SYN segment: timestamps, then DSACK/SACK blocks (``tcp_established_options``)."""
+    opts = b""
+    size = 0
+    if sk.tstamp_ok:
+        opts = ts_option(tcp_time_stamp_ts(sk), sk.ts_recent)
+        size = TCPOLEN_TSTAMP_ALIGNED
+    if sk.sack_ok and (sk.num_sacks or sk.dsack):
+        remaining = MAX_TCP_OPTION_SPACE - size
+        n = min(sk.num_sacks + sk.dsack,
+                (remaining - TCPOLEN_SACK_BASE_ALIGNED) // TCPOLEN_SACK_PERBLOCK)
+        if n > 0:
+            blocks: list[tuple[int, int]] = []
+            if sk.dsack and sk.duplicate_sack is not None:
+                blocks.append(sk.duplicate_sack)
+            blocks.extend(sk.selective_acks[: n - len(blocks)])
+            opts += sack_option([(a & 0xFFFFFFFF, b & 0xFFFFFFFF) for a, b in blocks])
+            if sk.dsack:
+                sk.dsack = 0          # a DSACK is reported once (tcp_options_write)
+                sk.duplicate_sack = None
+    return opts
+
+
+def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None) -> int:
+    """Write the header and options of ``skb`` and send it (``__tcp_transmit_skb``).
+
+    Returns 0, or a positive errno if IP could not send it (no route, netfilter drop).
+    """
+    net = sk.net
+    flags = skb.flags
+    now = net.clock.now_us()
+    if rcv_nxt is None:
+        rcv_nxt = sk.rcv_nxt
+    if flags & SYN:
+        ts = None
+        if sk.tstamp_ok:
+            ts = (tcp_time_stamp_ts(sk), sk.ts_recent if flags & ACK else 0)
+        opts = syn_options(sk.advmss, sk.sack_ok, ts,
+                           sk.rcv_wscale if sk.wscale_ok else None)
+        window = min(sk.rcv_wnd, 0xFFFF)
+    else:
+        opts = tcp_established_options(sk)
+        window = tcp_select_window(sk)
+    seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, skb.seq, rcv_nxt if flags & ACK else 0,
+                    flags, window, opts, skb.data)
+    if flags & ACK:
+        tcp_event_ack_sent(sk, rcv_nxt)
+    if skb.data:
+        tcp_event_data_sent(sk, now)
+        sk.data_segs_out += 1
+    sk.segs_out += 1
+    net.mib["TcpOutSegs"] += 1
+    skb.tstamp = now
+    if not net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None):
+        return 113   # EHOSTUNREACH: no route
+    return 0
+
+
+def tcp_event_data_sent(sk: TcpSock, now: int) -> None:
+    """Note a data transmission: restart idle accounting, maybe enter pingpong mode."""
+    if sk.tcp_packets_in_flight() == 0 and sk.ca is not None:
+        from .cong import CA_EVENT_TX_START
+
+        sk.ca.cwnd_event(sk, CA_EVENT_TX_START)
+    sk.lsndtime = now
+    if now - sk.ack_lrcvtime < sk.ack_ato:
+        sk.ack_pingpong += 1
+
+
+def tcp_event_ack_sent(sk: TcpSock, rcv_nxt: int) -> None:
+    """An ACK went out: clear the delayed-ACK state (``tcp_event_ack_sent``)."""
+    if rcv_nxt != sk.rcv_nxt:
+        return
+    if sk.ack_quick:
+        sk.ack_quick -= 1
+        if sk.ack_quick == 0:
+            sk.ack_ato = TCP_ATO_MIN
+    sk.ack_pending = 0
+    sk.delack_timer.cancel()
+
+
+def tcp_minshall_update(sk: TcpSock, mss_now: int, skb: SKB) -> None:
+    if len(skb.data) < mss_now:
+        sk.snd_sml = skb.end_seq
+
+
+def tcp_nagle_test(sk: TcpSock, skb: SKB, cur_mss: int, nonagle: int) -> bool:
+    """May ``skb`` go now under Nagle's rule, Minshall's variant (``tcp_nagle_test``)?"""
+    if nonagle & TCP_NAGLE_PUSH:
+        return True
+    if skb.flags & FIN:
+        return True
+    partial = len(skb.data) < cur_mss
+    if not partial:
+        return True
+    if nonagle & TCP_NAGLE_CORK:
+        return False
+    if not nonagle and sk.packets_out and sk.snd_sml > sk.snd_una and sk.snd_sml <= sk.snd_nxt:
+        return False
+    return True
+
+
+def tcp_wnd_end(sk: TcpSock) -> int:
+    return sk.snd_una + sk.snd_wnd
+
+
+def tcp_event_new_data_sent(sk: TcpSock, skb: SKB) -> None:
+    """Move a sent skb to the retransmit queue and arm the RTO (``tcp_event_new_data_sent``)."""
+    prior_packets = sk.packets_out
+    sk.write_queue.popleft()
+    tcp_rtx_queue_tail_add(sk, skb)
+    sk.snd_nxt = skb.end_seq
+    sk.packets_out += 1
+    skb.first_tx = skb.tstamp
+    if not prior_packets or sk.icsk_pending != ICSK_TIME_RETRANS:
+        tcp_rearm_rto(sk)
+    if skb.data:
+        sk.net.mib["TcpExtTCPOrigDataSent"] += 1
+
+
+def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = False) -> bool:
+    """Send what congestion window, receive window and Nagle allow (``tcp_write_xmit``).
+
+    Returns True if nothing could be sent while data waits (the caller may arm the probe timer).
+    """
+    sent = 0
+    q = sk.write_queue
+    while q:
+        skb = q[0]
+        if sk.snd_cwnd <= sk.tcp_packets_in_flight():      # tcp_cwnd_test
+            sk.is_cwnd_limited = True
+            break
+        if skb.end_seq - (1 if skb.flags & FIN else 0) > tcp_wnd_end(sk) and skb.data:
+            # does not fit the receive window (tcp_snd_wnd_test): send what fits, if worth it
+            fits = tcp_wnd_end(sk) - skb.seq
+            if fits <= 0 or (fits < mss_now and fits < len(skb.data) and sk.packets_out):
+                break
+            tcp_fragment(sk, skb, fits)
+        if not tcp_nagle_test(sk, skb, mss_now, nonagle if q[-1] is skb else TCP_NAGLE_PUSH):
+            break
+        if len(skb.data) > mss_now:
+            tcp_fragment(sk, skb, mss_now)
+        if tcp_transmit_skb(sk, skb):
+            break
+        tcp_event_new_data_sent(sk, skb)
+        tcp_minshall_update(sk, mss_now, skb)
+        sent += 1
+        if push_one:
+            break
+    in_flight = sk.tcp_packets_in_flight()
+    if in_flight > sk.max_packets_out:
+        sk.max_packets_out = in_flight
+    if sent:
+        if sk.snd_cwnd > in_flight:
+            sk.is_cwnd_limited = False
+        return False
+    return not sk.packets_out and bool(q)
+
+
+def tcp_fragment(sk: TcpSock, skb: SKB, len_: int) -> None:
+    """Split the head of the write queue at ``len_`` bytes (``tcp_fragment``); FIN/PSH go right."""
+    q = sk.write_queue
+    data = skb.data
+    right = SKB(skb.seq + len_, skb.end_seq, skb.flags, data[len_:])
+    skb.data = data[:len_]
+    skb.end_seq = skb.seq + len_
+    skb.flags &= ~(FIN | PSH)
+    idx = 0
+    for i, s in enumerate(q):
+        if s is skb:
+            idx = i
+            break
+    q.insert(idx + 1, right)
+
+
+def __tcp_push_pending_frames(sk: TcpSock, cur_mss: int, nonagle: int) -> None:
+    """Push the write queue; arm the zero-window probe if stuck (``__tcp_push_pending_frames``)."""
+    if sk.state == TCP_CLOSE:
+        return
+    if tcp_write_xmit(sk, cur_mss, nonagle):
+        tcp_check_probe_timer(sk)
+
+
+def tcp_push_pending_frames(sk: TcpSock) -> None:
+    if sk.write_queue:
+        __tcp_push_pending_frames(sk, tcp_current_mss(sk), sk.nonagle)
+
+
+def tcp_data_snd_check(sk: TcpSock) -> None:
+    """After an ACK: send queued data the new window allows (``tcp_data_snd_check``)."""
+    if sk.write_queue:
+        tcp_push_pending_frames(sk)
+    tcp_check_space(sk)
+
+
+def tcp_check_space(sk: TcpSock) -> None:
+    """Wake writers when send buffer space returns (``tcp_check_space``)."""
+    if sk.wq and sk.sk_wmem_queued < sk.sk_sndbuf // 2 + 1:
+        from .tcp import sk_wake
+
+        sk_wake(sk)
+
+
+# ---- timers from the send side --------------------------------------------------------------
+
+def tcp_reset_xmit_timer(sk: TcpSock, what: int, when: int, max_when: int = TCP_RTO_MAX) -> None:
+    """Arm the retransmit/probe timer (``inet_csk_reset_xmit_timer``)."""
+    if when > max_when:
+        when = max_when
+    sk.icsk_pending = what
+    sk.icsk_timeout = sk.net.clock.now_us() + when
+    sk.retransmit_timer.mod(sk.icsk_timeout)
+    tp = sk.net.trace.timer
+    if tp.subs:
+        tp.emit(sk, "retrans" if what == ICSK_TIME_RETRANS else "probe0", "start", sk.icsk_timeout)
+
+
+def inet_csk_clear_xmit_timer(sk: TcpSock) -> None:
+    sk.icsk_pending = 0
+    sk.retransmit_timer.cancel()
+
+
+def tcp_clamp_rto_to_user_timeout(sk: TcpSock) -> int:
+    """Do not sleep past TCP_USER_TIMEOUT (``tcp_clamp_rto_to_user_timeout``)."""
+    user_timeout = sk.icsk_user_timeout
+    if not user_timeout or not sk.retrans_stamp:
+        return sk.icsk_rto
+    elapsed = sk.net.clock.now_us() // 1000 - sk.retrans_stamp
+    remaining = user_timeout - elapsed
+    if remaining <= 0:
+        return 1000
+    return min(sk.icsk_rto, remaining * 1000)
+
+
+def tcp_rearm_rto(sk: TcpSock) -> None:
+    """Restart the RTO for the oldest outstanding segment, or stop it (``tcp_rearm_rto``)."""
+    if not sk.packets_out:
+        if sk.icsk_pending == ICSK_TIME_RETRANS:
+            inet_csk_clear_xmit_timer(sk)
+    else:
+        tcp_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
+
+
+def tcp_probe0_base(sk: TcpSock) -> int:
+    return max(sk.icsk_rto, TCP_RTO_MIN)
+
+
+def tcp_probe0_when(sk: TcpSock, max_when: int) -> int:
+    """Zero-window probe interval: base << backoff, capped (``tcp_probe0_when``)."""
+    backoff = min((TCP_RTO_MAX // TCP_RTO_MIN).bit_length() - 1 + 1, sk.icsk_backoff)
+    return min(tcp_probe0_base(sk) << backoff, max_when)
+
+
+def tcp_check_probe_timer(sk: TcpSock) -> None:
+    """Nothing in flight but data waits: probe the window (``tcp_check_probe_timer``)."""
+    if not sk.packets_out and not sk.icsk_pending:
+        tcp_reset_xmit_timer(sk, ICSK_TIME_PROBE0, tcp_probe0_base(sk))
+
+
+# ---- control segments ----------------------------------------------------------------------
+
+def tcp_acceptable_seq(sk: TcpSock) -> int:
+    """Sequence number for a segment with no data (``tcp_acceptable_seq``)."""
+    wnd_end = tcp_wnd_end(sk)
+    if sk.snd_nxt <= wnd_end or (sk.rcv_wscale and sk.snd_nxt - wnd_end < (1 << sk.rcv_wscale)):
+        return sk.snd_nxt
+    return wnd_end
+
+
+def __tcp_send_ack(sk: TcpSock, rcv_nxt: int) -> None:
+    if sk.state == TCP_CLOSE:
+        return
+    skb = SKB(tcp_acceptable_seq(sk), 0, ACK)
+    skb.end_seq = skb.seq
+    tcp_transmit_skb(sk, skb, rcv_nxt)
+
+
+def tcp_send_ack(sk: TcpSock) -> None:
+    """Send a pure ACK now (``tcp_send_ack``)."""
+    __tcp_send_ack(sk, sk.rcv_nxt)
+
+
+def tcp_send_delayed_ack(sk: TcpSock) -> None:
+    """Schedule the delayed ACK within ato, bounded by RTT and 200 ms (``tcp_send_delayed_ack``)."""
+    ato = sk.ack_ato
+    if ato > TCP_DELACK_MIN:
+        max_ato = 500_000
+        if sk.in_pingpong_mode() or sk.ack_pending & ICSK_ACK_PUSHED:
+            max_ato = sk.icsk_delack_max
+        if sk.srtt_us:
+            rtt = max(jiffies_round(sk.srtt_us >> 3), TCP_DELACK_MIN)
+            if rtt < max_ato:
+                max_ato = rtt
+        ato = min(ato, max_ato)
+    ato = min(ato, sk.icsk_delack_max)
+    now = sk.net.clock.now_us()
+    timeout = now + ato
+    if sk.ack_pending & ICSK_ACK_TIMER:
+        if sk.ack_timeout <= now + (ato >> 2):
+            tcp_send_ack(sk)
+            return
+        if timeout >= sk.ack_timeout:
+            timeout = sk.ack_timeout
+    sk.ack_pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER
+    sk.ack_timeout = timeout
+    sk.delack_timer.mod(timeout)
+
+
+def tcp_send_fin(sk: TcpSock) -> None:
+    """Queue a FIN: on the last unsent skb, or as its own segment (``tcp_send_fin``)."""
+    q = sk.write_queue
+    if q:
+        tail = q[-1]
+        tail.flags |= FIN
+        tail.end_seq += 1
+    else:
+        skb = SKB(sk.write_seq, sk.write_seq + 1, FIN | ACK)
+        tcp_add_write_queue_tail(sk, skb)
+    sk.write_seq += 1
+    __tcp_push_pending_frames(sk, tcp_current_mss(sk), TCP_NAGLE_OFF)
+
+
+def tcp_send_active_reset(sk: TcpSock) -> None:
+    """Send RST|ACK for an abort (``tcp_send_active_reset``); counts TcpOutRsts."""
+    net = sk.net
+    seq = tcp_acceptable_seq(sk)
+    opts = b""
+    if sk.tstamp_ok:
+        opts = ts_option(tcp_time_stamp_ts(sk), sk.ts_recent)
+    seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, seq, sk.rcv_nxt, RST | ACK,
+                    0, opts)
+    net.mib["TcpOutRsts"] += 1
+    net.mib["TcpOutSegs"] += 1
+    tp = net.trace.send_reset
+    if tp.subs:
+        tp.emit(net, sk.saddr, sk.sport, sk.daddr, sk.dport, "active")
+    net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None)
+
+
+def tcp_connect_init(sk: TcpSock) -> None:
+    """Choose window, scale and MSS for an active open (``tcp_connect_init``)."""
+    sc = sk.net.sysctl
+    sk.tcp_header_len = 20 + (TCPOLEN_TSTAMP_ALIGNED if sc.tcp_timestamps else 0)
+    if sk.user_mss:
+        sk.mss_clamp = sk.user_mss
+    pmtu = sk.net.route_mtu(sk.daddr)
+    sk.max_window = 0
+    tcp_sync_mss(sk, pmtu)
+    sk.advmss = pmtu - 40
+    if sk.user_mss and sk.user_mss < sk.advmss:
+        sk.advmss = sk.user_mss
+    if not sk.window_clamp:
+        sk.window_clamp = 0
+    ts_room = (sk.tcp_header_len - 20) if sk.ts_recent_stamp else 0
+    sk.rcv_wnd, sk.window_clamp, sk.rcv_wscale = tcp_select_initial_window(
+        sk, tcp_full_space(sk), sk.advmss - ts_room, bool(sc.tcp_window_scaling))
+    sk.wscale_ok = bool(sc.tcp_window_scaling)
+    sk.rcv_ssthresh = sk.rcv_wnd
+    sk.snd_wnd = 0
+    sk.snd_una = sk.write_seq
+    sk.snd_sml = sk.write_seq
+    sk.snd_up = sk.write_seq
+    sk.snd_nxt = sk.write_seq
+    sk.rcv_nxt = 0
+    sk.rcv_wup = 0
+    sk.copied_seq = 0
+    sk.icsk_rto = sk.net.tcp_timeout_init()
+    sk.icsk_retransmits = 0
+    sk.tstamp_ok = bool(sc.tcp_timestamps)
+    sk.sack_ok = bool(sc.tcp_sack)
+
+
+def tcp_connect(sk: TcpSock) -> None:
+    """Send the SYN and arm its retransmission (``tcp_connect``)."""
+    tcp_connect_init(sk)
+    skb = SKB(sk.write_seq, sk.write_seq + 1, SYN)
+    sk.write_seq += 1
+    sk.snd_nxt = sk.write_seq
+    sk.pushed_seq = sk.write_seq
+    now = sk.net.clock.now_us()
+    sk.retrans_stamp = now // 1000
+    tcp_rtx_queue_tail_add(sk, skb)
+    sk.packets_out += 1
+    tcp_transmit_skb(sk, skb)
+    skb.first_tx = skb.tstamp
+    sk.net.mib["TcpActiveOpens"] += 1
+    tcp_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
+
+
+def tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
+    """Send ``skb`` again, trimming what was acked (``__tcp_retransmit_skb``); counts it."""
+    if skb.seq < sk.snd_una:
+        if skb.end_seq <= sk.snd_una:
+            return 22
+        cut = sk.snd_una - skb.seq
+        if skb.flags & SYN:
+            skb.flags &= ~SYN
+            cut -= 1
+        skb.data = skb.data[cut:]
+        skb.seq = sk.snd_una
+    if sk.state != TCP_SYN_SENT and skb.data and len(skb.data) > tcp_current_mss(sk):
+        # the peer's window or our MSS shrank: resend only the first MSS
+        _split_rtx(sk, skb, tcp_current_mss(sk))
+    err = tcp_transmit_skb(sk, skb)
+    if err:
+        sk.net.mib["TcpExtTCPRetransFail"] += 1
+        return err
+    net = sk.net
+    net.mib["TcpRetransSegs"] += 1
+    if skb.flags & SYN:
+        net.mib["TcpExtTCPSynRetrans"] += 1
+    sk.total_retrans += 1
+    sk.bytes_retrans += len(skb.data)
+    if not skb.sacked & TCPCB_SACKED_RETRANS:
+        sk.retrans_out += 1
+    skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
+    skb.retrans += 1
+    if not sk.retrans_stamp:
+        sk.retrans_stamp = skb.first_tx // 1000 if skb.first_tx else net.clock.now_us() // 1000
+    if sk.undo_retrans < 0:
+        sk.undo_retrans = 0
+    sk.undo_retrans += 1
+    tp = net.trace.retransmit
+    if tp.subs:
+        tp.emit(sk, skb, net.clock.now_us())
+    return 0
+
+
+def _split_rtx(sk: TcpSock, skb: SKB, mss: int) -> None:
+    q = sk.rtx_queue
+    right = SKB(skb.seq + mss, skb.end_seq, skb.flags & ~SYN, skb.data[mss:])
+    right.sacked = skb.sacked & ~TCPCB_SACKED_RETRANS
+    right.first_tx = skb.first_tx
+    right.tstamp = skb.tstamp
+    skb.data = skb.data[:mss]
+    skb.end_seq = skb.seq + mss
+    skb.flags &= ~(FIN | PSH)
+    for i, s in enumerate(q):
+        if s is skb:
+            q.insert(i + 1, right)
+            break
+    sk.packets_out += 1
+    if right.sacked & TCPCB_LOST:
+        sk.lost_out += 1
+    if right.sacked & TCPCB_SACKED_ACKED:
+        sk.sacked_out += 1
+
+
+def tcp_xmit_probe_skb(sk: TcpSock, urgent: bool, mib: str) -> int:
+    """An ACK with an old sequence number that the peer must answer (``tcp_xmit_probe_skb``)."""
+    seq = sk.snd_una - (0 if urgent else 1)
+    skb = SKB(seq, seq, ACK)
+    sk.net.mib[mib] += 1
+    return tcp_transmit_skb(sk, skb)
+
+
+def tcp_write_wakeup(sk: TcpSock, mib: str) -> int:
+    """Keepalive / window probe: send new data if the window allows, else a probe ACK."""
+    if sk.state == TCP_CLOSE:
+        return -1
+    q = sk.write_queue
+    if q and q[0].seq < tcp_wnd_end(sk):
+        skb = q[0]
+        mss = tcp_current_mss(sk)
+        seg_size = tcp_wnd_end(sk) - skb.seq
+        if sk.pushed_seq < skb.end_seq:
+            sk.pushed_seq = skb.end_seq
+        if seg_size < skb.end_seq - skb.seq or len(skb.data) > mss:
+            seg_size = min(seg_size, mss)
+            skb.flags |= PSH
+            if seg_size < len(skb.data):
+                tcp_fragment(sk, skb, seg_size)
+        skb.flags |= PSH
+        err = tcp_transmit_skb(sk, skb)
+        if not err:
+            tcp_event_new_data_sent(sk, skb)
+        return err
+    return tcp_xmit_probe_skb(sk, False, mib)
+
+
+def tcp_send_probe0(sk: TcpSock) -> None:
+    """Zero-window probe and its exponential backoff (``tcp_send_probe0``)."""
+    err = tcp_write_wakeup(sk, "TcpExtTCPWinProbe")
+    if sk.packets_out or not sk.write_queue:
+        sk.icsk_probes_out = 0
+        sk.icsk_backoff = 0
+        sk.icsk_probes_tstamp = 0
+        return
+    sk.icsk_probes_out += 1
+    if err <= 0:
+        if sk.icsk_backoff < sk.net.sysctl.tcp_retries2:
+            sk.icsk_backoff += 1
+        timeout = tcp_probe0_when(sk, TCP_RTO_MAX)
+    else:
+        timeout = TCP_RESOURCE_PROBE_INTERVAL
+    tcp_reset_xmit_timer(sk, ICSK_TIME_PROBE0, timeout)

@@ -1,0 +1,360 @@
+"""setsockopt/getsockopt for SOL_SOCKET, SOL_TCP and SOL_IP (``sock_setsockopt``,
+``do_tcp_setsockopt``, ``do_tcp_getsockopt``) and ``tcp_get_info`` (TCP_INFO)."""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from .. import errors as E
+from ..errors import oserror
+from . import sock as S
+
+if TYPE_CHECKING:
+    from ..socket import Socket
+
+SOL_SOCKET = 1
+SOL_IP = 0
+SOL_TCP = 6
+SOL_UDP = 17
+USEC = 1_000_000
+
+TCPI_OPT_TIMESTAMPS = 1
+TCPI_OPT_SACK = 2
+TCPI_OPT_WSCALE = 4
+TCPI_OPT_ECN = 8
+
+_TCP_INFO = struct.Struct("=BBBBBBBBIIIIIIIIIIIIIIIIIIIIIIIIQQQQIIIIIIQQQQIIQQIIIIIIHHI")
+TCP_INFO_LEN = _TCP_INFO.size
+_INT = struct.Struct("i")
+_LINGER = struct.Struct("ii")
+_TIMEVAL = struct.Struct("ll")
+
+
+class TcpInfo:
+    """``struct tcp_info`` as ``tcp_get_info`` fills it; times in microseconds like Linux."""
+
+    FIELDS = (
+        "tcpi_state", "tcpi_ca_state", "tcpi_retransmits", "tcpi_probes", "tcpi_backoff",
+        "tcpi_options", "tcpi_wscale", "tcpi_app_limited_flags",
+        "tcpi_rto", "tcpi_ato", "tcpi_snd_mss", "tcpi_rcv_mss", "tcpi_unacked", "tcpi_sacked",
+        "tcpi_lost", "tcpi_retrans", "tcpi_fackets", "tcpi_last_data_sent", "tcpi_last_ack_sent",
+        "tcpi_last_data_recv", "tcpi_last_ack_recv", "tcpi_pmtu", "tcpi_rcv_ssthresh", "tcpi_rtt",
+        "tcpi_rttvar", "tcpi_snd_ssthresh", "tcpi_snd_cwnd", "tcpi_advmss", "tcpi_reordering",
+        "tcpi_rcv_rtt", "tcpi_rcv_space", "tcpi_total_retrans", "tcpi_pacing_rate",
+        "tcpi_max_pacing_rate", "tcpi_bytes_acked", "tcpi_bytes_received", "tcpi_segs_out",
+        "tcpi_segs_in", "tcpi_notsent_bytes", "tcpi_min_rtt", "tcpi_data_segs_in",
+        "tcpi_data_segs_out", "tcpi_delivery_rate", "tcpi_busy_time", "tcpi_rwnd_limited",
+        "tcpi_sndbuf_limited", "tcpi_delivered", "tcpi_delivered_ce", "tcpi_bytes_sent",
+        "tcpi_bytes_retrans", "tcpi_dsack_dups", "tcpi_reord_seen", "tcpi_rcv_ooopack",
+        "tcpi_snd_wnd", "tcpi_rcv_wnd", "tcpi_rehash", "tcpi_total_rto",
+        "tcpi_total_rto_recoveries", "tcpi_total_rto_time",
+    )
+    __slots__ = FIELDS + ("tcpi_snd_wscale", "tcpi_rcv_wscale")
+
+    def pack(self) -> bytes:
+        return _TCP_INFO.pack(*(getattr(self, f) for f in self.FIELDS))
+
+    def as_dict(self) -> dict[str, int]:
+        d = {f: getattr(self, f) for f in self.FIELDS}
+        d["tcpi_snd_wscale"] = self.tcpi_snd_wscale
+        d["tcpi_rcv_wscale"] = self.tcpi_rcv_wscale
+        return d
+
+
+def tcp_get_info(sk) -> TcpInfo:
+    """Fill ``struct tcp_info`` (``tcp_get_info``)."""
+    info = TcpInfo()
+    for f in TcpInfo.FIELDS:
+        setattr(info, f, 0)
+    now = sk.net.clock.now_us()
+    info.tcpi_state = sk.state
+    info.tcpi_snd_wscale = info.tcpi_rcv_wscale = 0
+    if sk.state == S.TCP_LISTEN:
+        info.tcpi_unacked = len(sk.accept_queue or ())
+        info.tcpi_sacked = sk.max_ack_backlog
+        return info
+    info.tcpi_ca_state = sk.icsk_ca_state
+    info.tcpi_retransmits = sk.icsk_retransmits & 0xFF
+    info.tcpi_probes = sk.icsk_probes_out & 0xFF
+    info.tcpi_backoff = sk.icsk_backoff & 0xFF
+    opts = 0
+    if sk.tstamp_ok:
+        opts |= TCPI_OPT_TIMESTAMPS
+    if sk.sack_ok:
+        opts |= TCPI_OPT_SACK
+    if sk.wscale_ok:
+        opts |= TCPI_OPT_WSCALE
+        info.tcpi_snd_wscale = sk.snd_wscale
+        info.tcpi_rcv_wscale = sk.rcv_wscale
+        info.tcpi_wscale = (sk.snd_wscale & 15) | ((sk.rcv_wscale & 15) << 4)
+    info.tcpi_options = opts
+    info.tcpi_rto = sk.icsk_rto
+    info.tcpi_ato = sk.ack_ato
+    info.tcpi_snd_mss = sk.mss_cache
+    info.tcpi_rcv_mss = sk.ack_rcv_mss
+    info.tcpi_unacked = sk.packets_out
+    info.tcpi_sacked = sk.sacked_out
+    info.tcpi_lost = sk.lost_out
+    info.tcpi_retrans = sk.retrans_out
+    info.tcpi_last_data_sent = (now - sk.lsndtime) // 1000 if sk.lsndtime else 0
+    info.tcpi_last_data_recv = (now - sk.ack_lrcvtime) // 1000 if sk.ack_lrcvtime else 0
+    info.tcpi_last_ack_recv = (now - sk.rcv_tstamp) // 1000 if sk.rcv_tstamp else 0
+    info.tcpi_pmtu = sk.icsk_pmtu_cookie
+    info.tcpi_rcv_ssthresh = sk.rcv_ssthresh
+    info.tcpi_rtt = sk.srtt_us >> 3
+    info.tcpi_rttvar = sk.mdev_us >> 2
+    info.tcpi_snd_ssthresh = min(sk.snd_ssthresh, 0x7FFFFFFF)
+    info.tcpi_snd_cwnd = sk.snd_cwnd
+    info.tcpi_advmss = sk.advmss
+    info.tcpi_reordering = sk.reordering
+    info.tcpi_rcv_rtt = sk.rcv_rtt_us >> 3
+    info.tcpi_rcv_space = sk.rcvq_space
+    info.tcpi_total_retrans = sk.total_retrans
+    info.tcpi_bytes_acked = sk.bytes_acked
+    info.tcpi_bytes_received = sk.bytes_received
+    info.tcpi_segs_out = sk.segs_out
+    info.tcpi_segs_in = sk.segs_in
+    info.tcpi_notsent_bytes = max(0, sk.write_seq - sk.snd_nxt)
+    info.tcpi_min_rtt = sk.min_rtt_us if sk.min_rtt_us else 0xFFFFFFFF
+    info.tcpi_data_segs_in = sk.data_segs_in
+    info.tcpi_data_segs_out = sk.data_segs_out
+    info.tcpi_delivered = sk.delivered
+    info.tcpi_bytes_sent = sk.bytes_sent
+    info.tcpi_bytes_retrans = sk.bytes_retrans
+    info.tcpi_snd_wnd = sk.snd_wnd
+    info.tcpi_rcv_wnd = sk.rcv_wnd
+    info.tcpi_total_rto = sk.total_rto & 0xFFFF
+    return info
+
+
+def _int(value) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) < 4:
+            raise oserror(E.EINVAL, "optlen < sizeof(int)")
+        return _INT.unpack_from(value)[0]
+    raise oserror(E.EINVAL, f"bad option value {value!r}")
+
+
+def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
+    """setsockopt(): Linux names, ranges and errno."""
+    sk = s.sk
+    tcp = s.is_tcp
+    if level == SOL_SOCKET:
+        if optname == 13:                                        # SO_LINGER
+            if isinstance(value, (bytes, bytearray)):
+                if len(value) < _LINGER.size:
+                    raise oserror(E.EINVAL)
+                onoff, secs = _LINGER.unpack_from(value)
+            else:
+                onoff, secs = value
+            sk.linger = bool(onoff)
+            sk.lingertime = max(secs, 0) * USEC
+            return
+        if optname in (20, 21):                                  # SO_RCVTIMEO / SO_SNDTIMEO
+            if isinstance(value, (bytes, bytearray)):
+                sec, usec = _TIMEVAL.unpack_from(value)
+            else:
+                sec, usec = value
+            us = sec * USEC + usec
+            s.timeout = us / USEC if us else None
+            return
+        v = _int(value)
+        if optname == 2:                                         # SO_REUSEADDR
+            sk.reuse = 1 if v else 0
+        elif optname == 15:                                      # SO_REUSEPORT
+            sk.reuseport = bool(v)
+        elif optname == 9:                                       # SO_KEEPALIVE
+            if tcp:
+                from .timer import tcp_set_keepalive
+
+                tcp_set_keepalive(sk, bool(v))
+            sk.keepopen = bool(v)
+        elif optname in (7, 8):                                  # SO_SNDBUF / SO_RCVBUF
+            sc = s.net.sysctl
+            cap = sc.wmem_max if optname == 7 else sc.rmem_max
+            val = min(max(v, 0), cap) * 2
+            if optname == 7:
+                sk.sk_sndbuf = max(val, 4608)
+                sk.userlocks |= 1
+            else:
+                sk.sk_rcvbuf = max(val, 2304)
+                sk.userlocks |= 2
+        elif optname == 18:                                      # SO_RCVLOWAT
+            sk.sk_rcvlowat = max(v, 1)
+        elif optname in (1, 5, 6, 10, 16, 29, 37):               # benign flags we accept
+            pass
+        else:
+            raise oserror(E.ENOPROTOOPT, f"SOL_SOCKET option {optname}")
+        return
+    if level == SOL_IP:
+        v = _int(value)
+        if optname == 1:                                         # IP_TOS
+            sk.tos = v & 0xFC
+        elif optname == 2:                                       # IP_TTL
+            if v == -1:
+                v = 0
+            if not 0 <= v <= 255:
+                raise oserror(E.EINVAL)
+            sk.ttl = v
+        else:
+            raise oserror(E.ENOPROTOOPT, f"SOL_IP option {optname}")
+        return
+    if level == SOL_TCP and tcp:
+        if optname == 13:                                        # TCP_CONGESTION
+            name = value.decode().rstrip("\0") if isinstance(value, (bytes, bytearray)) else str(value)
+            from .cong import tcp_ca_find, tcp_init_congestion_control
+
+            if tcp_ca_find(name) is None:
+                raise oserror(E.ENOENT, f"congestion control {name!r}")
+            sk.congestion_name = name
+            if sk.ca is not None:
+                tcp_init_congestion_control(sk)
+            return
+        v = _int(value)
+        if optname == 1:                                         # TCP_NODELAY
+            if v:
+                sk.nonagle |= S.TCP_NAGLE_OFF | S.TCP_NAGLE_PUSH
+                from .output import tcp_push_pending_frames
+
+                tcp_push_pending_frames(sk)
+            else:
+                sk.nonagle &= ~S.TCP_NAGLE_OFF
+        elif optname == 2:                                       # TCP_MAXSEG
+            if v and (v < S.TCP_MIN_MSS or v > 32767):
+                raise oserror(E.EINVAL)
+            sk.user_mss = v
+        elif optname == 3:                                       # TCP_CORK
+            if v:
+                sk.nonagle |= S.TCP_NAGLE_CORK
+            else:
+                sk.nonagle &= ~S.TCP_NAGLE_CORK
+                if sk.nonagle & S.TCP_NAGLE_OFF:
+                    sk.nonagle |= S.TCP_NAGLE_PUSH
+                from .output import tcp_push_pending_frames
+
+                tcp_push_pending_frames(sk)
+        elif optname in (4, 5):                                  # TCP_KEEPIDLE / TCP_KEEPINTVL
+            if v < 1 or v > S.MAX_TCP_KEEPIDLE:
+                raise oserror(E.EINVAL)
+            if optname == 4:
+                sk.keepalive_time = v * USEC
+                if sk.keepopen and sk.state not in (S.TCP_CLOSE, S.TCP_LISTEN):
+                    from .timer import inet_csk_reset_keepalive_timer, keepalive_time_elapsed
+
+                    elapsed = keepalive_time_elapsed(sk)
+                    left = sk.keepalive_time - elapsed
+                    inet_csk_reset_keepalive_timer(sk, max(left, 0))
+            else:
+                sk.keepalive_intvl = v * USEC
+        elif optname == 6:                                       # TCP_KEEPCNT
+            if v < 1 or v > S.MAX_TCP_KEEPCNT:
+                raise oserror(E.EINVAL)
+            sk.keepalive_probes = v
+        elif optname == 7:                                       # TCP_SYNCNT
+            if v < 1 or v > S.MAX_TCP_SYNCNT:
+                raise oserror(E.EINVAL)
+            sk.icsk_syn_retries = v
+        elif optname == 8:                                       # TCP_LINGER2
+            if v < 0:
+                sk.linger2 = -1
+            elif v > s.net.sysctl.tcp_fin_timeout:
+                sk.linger2 = 0
+            else:
+                sk.linger2 = v * USEC
+        elif optname == 9:                                       # TCP_DEFER_ACCEPT
+            sk.defer_accept = max(v, 0)
+        elif optname == 10:                                      # TCP_WINDOW_CLAMP
+            if v and v < 2048 // 2:
+                v = 2048 // 2
+            sk.window_clamp = v
+        elif optname == 12:                                      # TCP_QUICKACK
+            if v:
+                sk.ack_pingpong = 0
+                if sk.ack_pending & S.ICSK_ACK_SCHED and sk.state not in (S.TCP_CLOSE, S.TCP_LISTEN):
+                    from .output import tcp_send_ack
+
+                    tcp_send_ack(sk)
+            else:
+                sk.ack_pingpong = S.TCP_PINGPONG_THRESH
+        elif optname == 18:                                      # TCP_USER_TIMEOUT
+            if v < 0:
+                raise oserror(E.EINVAL)
+            sk.icsk_user_timeout = v
+        elif optname == 25:                                      # TCP_NOTSENT_LOWAT
+            sk.notsent_lowat = v
+        elif optname in (16, 35):                                # THIN_LINEAR_TIMEOUTS, etc
+            sk.thin_lto = bool(v)
+        else:
+            raise oserror(E.ENOPROTOOPT, f"SOL_TCP option {optname}")
+        return
+    if level == SOL_TCP:
+        raise oserror(E.ENOPROTOOPT)
+    raise oserror(E.ENOPROTOOPT)
+
+
+def do_getsockopt(s: Socket, level: int, optname: int, buflen: int | None):
+    """getsockopt(): ints as ints (bytes if ``buflen`` is given), TCP_INFO as struct bytes."""
+    sk = s.sk
+    tcp = s.is_tcp
+
+    def ret(v: int):
+        return _INT.pack(v)[: buflen] if buflen is not None else v
+
+    if level == SOL_SOCKET:
+        if optname == 4:                                         # SO_ERROR
+            err = sk.sk_err
+            sk.sk_err = 0
+            return ret(err)
+        if optname == 13:
+            v = _LINGER.pack(int(sk.linger), sk.lingertime // USEC)
+            return v if buflen is None else v[:buflen]
+        table = {
+            2: lambda: sk.reuse, 15: lambda: int(sk.reuseport), 9: lambda: int(sk.keepopen),
+            7: lambda: sk.sk_sndbuf, 8: lambda: sk.sk_rcvbuf, 3: lambda: s.type,
+            30: lambda: int(tcp and sk.state == S.TCP_LISTEN), 38: lambda: s.proto,
+            39: lambda: s.family, 18: lambda: getattr(sk, "sk_rcvlowat", 1),
+        }
+        fn = table.get(optname)
+        if fn is None:
+            raise oserror(E.ENOPROTOOPT)
+        return ret(fn())
+    if level == SOL_IP:
+        if optname == 1:
+            return ret(sk.tos)
+        if optname == 2:
+            return ret(sk.ttl or s.net.sysctl.ip_default_ttl)
+        raise oserror(E.ENOPROTOOPT)
+    if level == SOL_TCP and tcp:
+        if optname == 11:                                        # TCP_INFO
+            data = tcp_get_info(sk).pack()
+            return data if buflen is None else data[:buflen]
+        if optname == 13:
+            name = (sk.ca.name if sk.ca is not None else sk.congestion_name).encode()
+            return name if buflen is None else (name + b"\0" * 16)[:buflen]
+        table = {
+            1: lambda: int(bool(sk.nonagle & S.TCP_NAGLE_OFF)),
+            2: lambda: (sk.mss_cache if sk.state not in (S.TCP_CLOSE, S.TCP_LISTEN) else
+                        (sk.user_mss or S.TCP_MSS_DEFAULT)),
+            3: lambda: int(bool(sk.nonagle & S.TCP_NAGLE_CORK)),
+            4: lambda: sk.keepalive_time_when() // USEC,
+            5: lambda: sk.keepalive_intvl_when() // USEC,
+            6: lambda: sk.keepalive_probes_n(),
+            7: lambda: sk.icsk_syn_retries or s.net.sysctl.tcp_syn_retries,
+            8: lambda: (-1 if sk.linger2 < 0 else (sk.linger2 // USEC if sk.linger2 else
+                                                   s.net.sysctl.tcp_fin_timeout)),
+            9: lambda: sk.defer_accept,
+            10: lambda: sk.window_clamp,
+            12: lambda: int(not sk.in_pingpong_mode()),
+            18: lambda: sk.icsk_user_timeout,
+            25: lambda: sk.notsent_lowat,
+        }
+        fn = table.get(optname)
+        if fn is None:
+            raise oserror(E.ENOPROTOOPT)
+        return ret(fn())
+    raise oserror(E.ENOPROTOOPT)

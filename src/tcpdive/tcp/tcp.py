@@ -1,0 +1,425 @@
+"""tcp.c: what the socket layer calls — sendmsg, recvmsg, close, shutdown, disconnect,
+socket options, tcp_info — plus ``tcp_set_state`` and ``tcp_done``.
+
+These never block: they return what they could do, or raise the errno; the socket layer waits
+on ``sk.wq`` and retries, as ``sk_wait_event`` does.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ..errors import EAGAIN, EINVAL, ENOTCONN, EPIPE, oserror
+from ..skb import SKB
+from . import sock as S
+from .output import (
+    __tcp_push_pending_frames,
+    tcp_add_write_queue_tail,
+    tcp_current_mss,
+    tcp_send_ack,
+    tcp_send_active_reset,
+    tcp_send_fin,
+)
+from .sock import TcpSock
+
+MSG_OOB = 0x1
+MSG_PEEK = 0x2
+MSG_DONTWAIT = 0x40
+MSG_WAITALL = 0x100
+MSG_NOSIGNAL = 0x4000
+MSG_MORE = 0x8000
+MSG_TRUNC = 0x20
+
+SOCK_BINDPORT_LOCK = 0x8
+SOCK_SNDBUF_LOCK = 0x1
+SOCK_RCVBUF_LOCK = 0x2
+
+
+def sk_wake(sk) -> None:
+    """Wake everyone sleeping on the socket (``sk->sk_data_ready`` / ``sk_state_change``)."""
+    wq = sk.wq
+    if wq:
+        sk.wq = None
+        for cb in wq:
+            cb()
+
+
+def sk_add_waiter(sk, cb) -> None:
+    if sk.wq is None:
+        sk.wq = [cb]
+    else:
+        sk.wq.append(cb)
+
+
+def tcp_set_state(sk: TcpSock, state: int, quiet: bool = False) -> None:
+    """Change state, count MIBs, unhash on CLOSE (``tcp_set_state``); emits inet_sock_set_state.
+
+    ``quiet`` skips the tracepoint when a TIME_WAIT mini socket takes over (already reported).
+    """
+    old = sk.state
+    if old == state:
+        return
+    net = sk.net
+    mib = net.mib
+    if state == S.TCP_ESTABLISHED:
+        mib["TcpCurrEstab"] += 1
+    elif old == S.TCP_ESTABLISHED:
+        mib["TcpCurrEstab"] -= 1
+    if state == S.TCP_CLOSE:
+        if old in (S.TCP_CLOSE_WAIT, S.TCP_ESTABLISHED):
+            mib["TcpEstabResets"] += 1
+        hi = net.tcp_hashinfo
+        if sk.hash_key is not None:
+            hi.ehash_remove(sk)
+        if sk.listen_hashed:
+            hi.listen_unhash(sk)
+        if sk.bind_bucket is not None and not (sk.userlocks & SOCK_BINDPORT_LOCK):
+            hi.bind_remove(sk)
+    tp = net.trace.set_state
+    sk.state = state
+    if tp.subs and not quiet:
+        tp.emit(sk, old, state, net.clock.now_us())
+
+
+def tcp_clear_xmit_timers(sk: TcpSock) -> None:
+    sk.retransmit_timer.cancel()
+    sk.delack_timer.cancel()
+    sk.keepalive_timer.cancel()
+    sk.icsk_pending = 0
+    sk.ack_pending = 0
+
+
+def tcp_done(sk: TcpSock, quiet: bool = False) -> None:
+    """Final close (``tcp_done``): CLOSE state, timers off, wake or destroy."""
+    if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+        sk.net.mib["TcpAttemptFails"] += 1
+    tcp_set_state(sk, S.TCP_CLOSE, quiet)
+    tcp_clear_xmit_timers(sk)
+    sk.sk_shutdown = S.SHUTDOWN_MASK
+    if not sk.dead:
+        sk_wake(sk)
+        if sk.parent is not None and sk.parent.wq:
+            sk_wake(sk.parent)
+    else:
+        inet_csk_destroy_sock(sk)
+
+
+def tcp_done_with_error(sk: TcpSock, err: int) -> None:
+    """Record ``err`` for the application, drop queues, close (``tcp_done_with_error``)."""
+    sk.sk_err = err
+    from .input import tcp_write_queue_purge
+
+    tcp_write_queue_purge(sk)
+    tcp_done(sk)
+
+
+def inet_csk_destroy_sock(sk: TcpSock) -> None:
+    """Forget a dead, closed socket (``inet_csk_destroy_sock``)."""
+    net = sk.net
+    if sk in net.sockets:
+        net.sockets.discard(sk)
+        if sk.dead:
+            net.tcp_orphan_count -= 1
+    hi = net.tcp_hashinfo
+    if sk.bind_bucket is not None:
+        hi.bind_remove(sk)
+    if sk.ca is not None:
+        sk.ca.release(sk)
+
+
+# ---- send / receive ------------------------------------------------------------------------
+
+def sk_stream_memory_free(sk: TcpSock) -> bool:
+    return sk.sk_wmem_queued < sk.sk_sndbuf
+
+
+def tcp_sendmsg(sk: TcpSock, data: bytes | memoryview, flags: int = 0) -> int:
+    """Copy bytes into MSS-sized skbs on the write queue and push (``tcp_sendmsg_locked``).
+
+    Returns how many bytes were taken (maybe fewer than offered when the send buffer fills);
+    raises EAGAIN when none fit, EPIPE when sending is shut down, the pending error if any.
+    """
+    if sk.sk_err:
+        err = sk.sk_err
+        sk.sk_err = 0
+        raise oserror(err)
+    if sk.state not in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT):
+        if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+            raise oserror(EAGAIN)
+        raise oserror(EPIPE)
+    if sk.sk_shutdown & S.SEND_SHUTDOWN:
+        raise oserror(EPIPE)
+    mss_now = tcp_current_mss(sk)
+    copied = 0
+    n = len(data)
+    q = sk.write_queue
+    while copied < n:
+        if not sk_stream_memory_free(sk):
+            break
+        tail = q[-1] if q else None
+        if tail is not None and len(tail.data) < mss_now and not tail.flags & 0x01 and not getattr(tail, 'eor', False):
+            room = mss_now - len(tail.data)
+            chunk = bytes(data[copied:copied + room])
+            tail.data += chunk
+            tail.end_seq += len(chunk)
+        else:
+            chunk = bytes(data[copied:copied + mss_now])
+            skb = SKB(sk.write_seq, sk.write_seq + len(chunk), 0x10, chunk)
+            skb.eor = False
+            tcp_add_write_queue_tail(sk, skb)
+            q = sk.write_queue
+        sk.write_seq += len(chunk)
+        sk.sk_wmem_queued += len(chunk)
+        copied += len(chunk)
+        # forced_push: mark PSH when half a window is outstanding unpushed
+        if sk.write_seq > sk.pushed_seq + (sk.max_window >> 1):
+            q[-1].flags |= 0x08
+            sk.pushed_seq = sk.write_seq
+            __tcp_push_pending_frames(sk, mss_now, S.TCP_NAGLE_PUSH)
+    if copied == 0 and n:
+        raise oserror(EAGAIN)
+    tcp_push(sk, flags, mss_now)
+    return copied
+
+
+def tcp_push(sk: TcpSock, flags: int, mss_now: int) -> None:
+    """Mark PSH on the tail unless MSG_MORE, then push (``tcp_push``)."""
+    q = sk.write_queue
+    if not q:
+        return
+    nonagle = sk.nonagle
+    if not flags & MSG_MORE:
+        q[-1].flags |= 0x08
+        sk.pushed_seq = sk.write_seq
+    else:
+        nonagle = S.TCP_NAGLE_CORK
+    __tcp_push_pending_frames(sk, mss_now, nonagle)
+
+
+def tcp_inq(sk: TcpSock) -> int:
+    """Bytes ready to read (SIOCINQ)."""
+    return sk.rcv_queue_bytes
+
+
+def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
+    """Take up to ``n`` bytes from the receive queue (``tcp_recvmsg_locked``).
+
+    Returns b"" at end of stream; raises EAGAIN when nothing is ready, ENOTCONN when not
+    connected, the pending error (ECONNRESET...) if the connection failed.
+    """
+    if sk.state == S.TCP_LISTEN:
+        raise oserror(ENOTCONN)
+    if n < 0:
+        raise oserror(EINVAL)
+    if sk.rcv_queue_bytes == 0:
+        if sk.sk_err:
+            err = sk.sk_err
+            sk.sk_err = 0
+            raise oserror(err)
+        if sk.sk_shutdown & S.RCV_SHUTDOWN or sk.done:
+            return b""
+        if sk.state == S.TCP_CLOSE:
+            if sk.done:
+                return b""
+            raise oserror(ENOTCONN)
+        raise oserror(EAGAIN)
+    if n == 0:
+        return b""
+    q = sk.receive_queue
+    out = []
+    got = 0
+    peek = flags & MSG_PEEK
+    off = sk.rcv_queue_off
+    idx = 0
+    while got < n and idx < len(q):
+        buf = q[idx]
+        avail = len(buf) - off
+        take = min(avail, n - got)
+        out.append(buf[off:off + take])
+        got += take
+        if peek:
+            idx += 1
+            off = 0
+            continue
+        if take == avail:
+            q.popleft()
+            off = 0
+        else:
+            off += take
+    if not peek:
+        sk.rcv_queue_off = off
+        sk.rcv_queue_bytes -= got
+        sk.copied_seq += got
+        tcp_cleanup_rbuf(sk, got)
+    return b"".join(out) if len(out) != 1 else bytes(out[0])
+
+
+def tcp_cleanup_rbuf(sk: TcpSock, copied: int) -> None:
+    """After a read: ACK now if the window can grow a lot, or a delayed ACK is due (``tcp_cleanup_rbuf``)."""
+    from .output import __tcp_select_window
+
+    time_to_ack = False
+    if sk.ack_pending & S.ICSK_ACK_SCHED:
+        if (sk.rcv_nxt - sk.rcv_wup > sk.ack_rcv_mss
+                or (copied > 0 and (sk.ack_pending & S.ICSK_ACK_PUSHED2
+                                    or (sk.ack_pending & S.ICSK_ACK_PUSHED
+                                        and not sk.in_pingpong_mode()))
+                    and not sk.rcv_queue_bytes)):
+            time_to_ack = True
+    if copied > 0 and not time_to_ack and not sk.sk_shutdown & S.RCV_SHUTDOWN:
+        rcv_window_now = sk.tcp_receive_window()
+        if 2 * rcv_window_now <= sk.window_clamp:
+            new_window = __tcp_select_window(sk)
+            if new_window and new_window >= 2 * rcv_window_now:
+                time_to_ack = True
+    if time_to_ack and sk.state not in (S.TCP_CLOSE, S.TCP_SYN_SENT, S.TCP_LISTEN):
+        tcp_send_ack(sk)
+
+
+# ---- close / shutdown ------------------------------------------------------------------------
+
+_NEW_STATE = {
+    S.TCP_ESTABLISHED: (S.TCP_FIN_WAIT1, True),
+    S.TCP_SYN_SENT: (S.TCP_CLOSE, False),
+    S.TCP_SYN_RECV: (S.TCP_FIN_WAIT1, True),
+    S.TCP_FIN_WAIT1: (S.TCP_FIN_WAIT1, False),
+    S.TCP_FIN_WAIT2: (S.TCP_FIN_WAIT2, False),
+    S.TCP_TIME_WAIT: (S.TCP_CLOSE, False),
+    S.TCP_CLOSE: (S.TCP_CLOSE, False),
+    S.TCP_CLOSE_WAIT: (S.TCP_LAST_ACK, True),
+    S.TCP_LAST_ACK: (S.TCP_LAST_ACK, False),
+    S.TCP_LISTEN: (S.TCP_CLOSE, False),
+    S.TCP_CLOSING: (S.TCP_CLOSING, False),
+}
+
+
+def tcp_close_state(sk: TcpSock) -> bool:
+    """Next state on close/shutdown; True if a FIN must be sent (``tcp_close_state``)."""
+    new, send_fin = _NEW_STATE[sk.state]
+    if new == S.TCP_CLOSE:
+        tcp_done(sk) if sk.state != S.TCP_CLOSE else None
+    else:
+        tcp_set_state(sk, new)
+    return send_fin
+
+
+def tcp_shutdown(sk: TcpSock, how: int) -> None:
+    """shutdown(): SEND_SHUTDOWN sends our FIN (``tcp_shutdown``)."""
+    if not how & S.SEND_SHUTDOWN:
+        return
+    if sk.state in (S.TCP_ESTABLISHED, S.TCP_SYN_SENT, S.TCP_SYN_RECV, S.TCP_CLOSE_WAIT):
+        if tcp_close_state(sk):
+            tcp_send_fin(sk)
+
+
+def tcp_need_reset(state: int) -> bool:
+    return state in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT, S.TCP_FIN_WAIT1, S.TCP_FIN_WAIT2,
+                     S.TCP_SYN_RECV)
+
+
+def tcp_disconnect(sk: TcpSock) -> None:
+    """Abort: RST if the peer knows us, then CLOSE (``tcp_disconnect``)."""
+    old = sk.state
+    if old == S.TCP_LISTEN:
+        inet_csk_listen_stop(sk)
+    elif tcp_need_reset(old) or (sk.snd_nxt != sk.write_seq and old in (S.TCP_CLOSING, S.TCP_LAST_ACK)):
+        tcp_send_active_reset(sk)
+        sk.sk_err = 104
+    tcp_set_state(sk, S.TCP_CLOSE)
+    tcp_clear_xmit_timers(sk)
+    from .input import tcp_write_queue_purge
+
+    tcp_write_queue_purge(sk)
+    sk.receive_queue = ()
+    sk.rcv_queue_bytes = 0
+    sk.ofo_queue = ()
+    sk.ofo_bytes = 0
+    sk.sk_shutdown = 0
+    sk.done = False
+    sk.write_seq = 0
+    sk.icsk_backoff = 0
+    sk.icsk_retransmits = 0
+    sk.srtt_us = sk.mdev_us = sk.rttvar_us = 0
+    sk_wake(sk)
+
+
+def inet_csk_listen_stop(sk: TcpSock) -> None:
+    """Close a listener: reset the children nobody accepted, drop requests."""
+    from .minisocks import RequestSock, inet_csk_reqsk_queue_drop
+
+    aq = sk.accept_queue
+    sk.accept_queue = None
+    if aq:
+        for child in aq:
+            child.dead = True
+            sk.net.tcp_orphan_count += 1
+            tcp_disconnect(child)
+            inet_csk_destroy_sock(child)
+    hi = sk.net.tcp_hashinfo
+    for req in [r for r in hi.ehash.values() if isinstance(r, RequestSock) and r.listener is sk]:
+        inet_csk_reqsk_queue_drop(req)
+
+
+def tcp_close(sk: TcpSock) -> None:
+    """close() on a TCP socket (``__tcp_close``): FIN, or RST for unread data / linger 0."""
+    from .minisocks import tcp_time_wait
+    from .timer import inet_csk_reset_keepalive_timer
+
+    net = sk.net
+    sk.sk_shutdown = S.SHUTDOWN_MASK
+    if sk.state == S.TCP_LISTEN:
+        tcp_set_state(sk, S.TCP_CLOSE)
+        inet_csk_listen_stop(sk)
+    else:
+        data_was_unread = sk.rcv_queue_bytes
+        if sk.state == S.TCP_CLOSE:
+            pass
+        elif data_was_unread:
+            net.mib["TcpExtTCPAbortOnClose"] += 1
+            tcp_set_state(sk, S.TCP_CLOSE)
+            tcp_send_active_reset(sk)
+        elif sk.linger and not sk.lingertime:
+            tcp_disconnect(sk)
+            net.mib["TcpExtTCPAbortOnData"] += 1
+        elif tcp_close_state(sk):
+            tcp_send_fin(sk)
+    state = sk.state
+    sk.dead = True
+    sk.socket = None
+    sk.wq = None
+    if state != S.TCP_CLOSE:
+        net.tcp_orphan_count += 1
+    if sk.state == S.TCP_FIN_WAIT2:
+        if sk.linger2 < 0:
+            tcp_set_state(sk, S.TCP_CLOSE)
+            tcp_send_active_reset(sk)
+            net.mib["TcpExtTCPAbortOnLinger"] += 1
+        else:
+            tmo = sk.tcp_fin_time()
+            if tmo > S.TCP_TIMEWAIT_LEN:
+                inet_csk_reset_keepalive_timer(sk, tmo - S.TCP_TIMEWAIT_LEN)
+            else:
+                tcp_time_wait(sk, S.TCP_FIN_WAIT2, tmo)
+                return
+    if sk.state == S.TCP_CLOSE:
+        tcp_clear_xmit_timers(sk)
+        inet_csk_destroy_sock(sk)
+
+
+def tcp_listen_start(sk: TcpSock, backlog: int) -> None:
+    """listen(): accept queue bounded by min(backlog, somaxconn) (``inet_csk_listen_start``)."""
+    net = sk.net
+    somaxconn = net.sysctl.somaxconn
+    sk.max_ack_backlog = min(max(backlog, 0), somaxconn)
+    if sk.state == S.TCP_LISTEN:
+        return
+    if sk.accept_queue is None:
+        sk.accept_queue = deque()
+    tcp_set_state(sk, S.TCP_LISTEN)
+    net.tcp_hashinfo.listen_hash(sk)
+    net.sockets.add(sk)
+
+
+def tcp_ioctl_outq(sk: TcpSock) -> int:
+    """SIOCOUTQ: bytes not yet acknowledged."""
+    return sk.write_seq - sk.snd_una if sk.state != S.TCP_LISTEN else 0

@@ -106,19 +106,31 @@ class FdTable:
     def __init__(self, net: Netns) -> None:
         self.net = net
         self.files: dict[int, Socket] = {}
-        self.limit = 1024
+        self.limit = 1 << 20          # RLIMIT_NOFILE of a simulated host: effectively unlimited
+        self._free: list[int] = []    # closed descriptors, lowest first (a heap)
+        self._next = 3
 
     def install(self, f: Socket) -> int:
         """``fd_install`` at the lowest free descriptor (EMFILE past RLIMIT_NOFILE)."""
-        fd = 3
-        files = self.files
-        while fd in files:
-            fd += 1
-        if fd >= self.limit:
-            raise oserror(E.EMFILE, "too many open files")
-        files[fd] = f
+        import heapq
+
+        if self._free:
+            fd = heapq.heappop(self._free)
+        else:
+            fd = self._next
+            if fd >= self.limit:
+                raise oserror(E.EMFILE, "too many open files")
+            self._next += 1
+        self.files[fd] = f
         f.fd = fd
         return fd
+
+    def release(self, fd: int) -> None:
+        """Free a descriptor number for reuse (``put_unused_fd``)."""
+        import heapq
+
+        if self.files.pop(fd, None) is not None:
+            heapq.heappush(self._free, fd)
 
     def get(self, fd: int) -> Socket:
         f = self.files.get(fd)
@@ -602,7 +614,7 @@ class Socket:
         if self.closed:
             return
         self.closed = True
-        self.net.files.files.pop(self.fd, None)
+        self.net.files.release(self.fd)
         sk = self.sk
         if self.is_tcp:
             from .tcp.tcp import tcp_close

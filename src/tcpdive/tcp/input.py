@@ -877,6 +877,8 @@ def tcp_data_queue(sk: TcpSock, skb: SKB) -> None:
         if skb.data:
             tcp_event_data_recv(sk, skb)
         if skb.flags & FIN:
+            if skb.path is not None:
+                skb.path.append("tcp_fin")
             tcp_fin(sk)
         if sk.ofo_queue:
             tcp_ofo_queue(sk)
@@ -1007,6 +1009,8 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
     elif not flags & RST:
         net.drop(skb, "TCP_FLAGS")
         return
+    if path is not None and (skb.data or flags & FIN):
+        path.append("tcp_data_queue")
     tcp_data_queue(sk, skb)
     tcp_data_snd_check(sk)
     tcp_ack_snd_check(sk)

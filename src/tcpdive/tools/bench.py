@@ -1,0 +1,235 @@
+"""``tcpdive bench``: wall-clock speed and memory of the simulator, next to the real kernel.
+
+Figures, not assertions: segments per second of a bulk transfer, connection lifecycles per
+second, bytes per idle ESTABLISHED socket and per TIME_WAIT socket, and the same churn and bulk
+through the Linux kernel over loopback on this machine as the reference ratio.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket as pysocket
+import struct
+import threading
+import time
+import tracemalloc
+
+from ..sim.world import World
+
+_INFO = struct.Struct("=BBBBBBBBIIIIIIIIIIIIIIIIIIIIIIIIQQQQIIIIII")
+
+
+def _world(delay: float = 0.0005):
+    w = World(seed=7)
+    a = w.host("a", "10.0.0.1")
+    b = w.host("b", "10.0.0.2")
+    w.link(a, b, delay=delay)
+    return w, a, b
+
+
+def bench_bulk(nbytes: int) -> dict:
+    """Bulk transfer a -> b; data segments per wall second."""
+    w, a, b = _world()
+    ls = b.socket()
+    ls.bind(("0.0.0.0", 5001))
+    ls.listen(8)
+    got = 0
+
+    async def sink():
+        nonlocal got
+        conn, _ = await ls.aaccept()
+        while True:
+            d = await conn.arecv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+        conn.close()
+
+    b.spawn(sink())
+    cs = a.socket()
+    cs.connect(("10.0.0.2", 5001))
+    payload = b"x" * nbytes
+    t0 = time.perf_counter()
+    cs.sendall(payload)
+    cs.close()
+    w.run_for(5)
+    dt = time.perf_counter() - t0
+    segs = cs.sk.data_segs_out
+    return {"bytes": got, "segments": segs, "wall_s": dt, "segs_per_s": segs / dt,
+            "virtual_s": w.now()}
+
+
+def bench_churn(n: int) -> dict:
+    """Connect, one request/response, close — n times; lifecycles per wall second."""
+    w, a, b = _world()
+    ls = b.socket()
+    ls.bind(("0.0.0.0", 80))
+    ls.listen(1024)
+
+    async def server():
+        while True:
+            conn, _ = await ls.aaccept()
+            await conn.arecv(100)
+            await conn.asend(b"HTTP/1.1 200 OK\r\n\r\n")
+            conn.close()
+
+    b.spawn(server())
+
+    async def client():
+        for _ in range(n):
+            s = a.socket()
+            await s.aconnect(("10.0.0.2", 80))
+            await s.asend(b"GET / HTTP/1.1\r\n\r\n")
+            while await s.arecv(100):
+                pass
+            s.close()
+
+    t0 = time.perf_counter()
+    a.run(client())
+    dt = time.perf_counter() - t0
+    return {"lifecycles": n, "wall_s": dt, "per_s": n / dt}
+
+
+def bench_memory(n: int) -> dict:
+    """Bytes per idle ESTABLISHED socket and per TIME_WAIT socket (tracemalloc)."""
+    w, a, b = _world()
+    ls = b.socket()
+    ls.bind(("0.0.0.0", 80))
+    ls.listen(4096)
+    a.sysctl.set("ip_local_port_range", "1024 65535")
+    a.sysctl.set("tcp_max_tw_buckets", max(n, 262144))
+    gc.collect()
+    tracemalloc.start()
+    m0 = tracemalloc.get_traced_memory()[0]
+    clients = []
+    servers = []
+    for i in range(n):
+        s = a.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("10.0.0.2", 80))
+        except OSError:
+            pass
+        clients.append(s)
+        if i % 256 == 255:
+            w.run_for(0.01)
+            while ls.sk.accept_queue:
+                servers.append(ls.accept()[0])
+    w.run_for(0.01)
+    while ls.sk.accept_queue:
+        servers.append(ls.accept()[0])
+    w.run_for(1)
+    gc.collect()
+    m1 = tracemalloc.get_traced_memory()[0]
+    est = sum(1 for s in clients if s.sk.state == 1) + sum(1 for s in servers if s.sk.state == 1)
+    per_est = (m1 - m0) / max(est, 1)
+    for s in clients:
+        s.close()
+    w.run_for(0.05)
+    for s in servers:
+        s.close()
+    w.run_for(1)
+    del clients, servers
+    gc.collect()
+    m2 = tracemalloc.get_traced_memory()[0]
+    tw = a.tw_count
+    tracemalloc.stop()
+    return {"established": est, "bytes_per_established": per_est, "time_wait": tw,
+            "bytes_per_time_wait": (m2 - m0) / max(tw, 1)}
+
+
+def linux_churn(n: int) -> dict:
+    """The same churn through the real kernel on 127.0.0.1."""
+    srv = pysocket.socket()
+    srv.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1024)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        srv.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except (TimeoutError, OSError):
+                continue
+            c.recv(100)
+            c.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+            c.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        s = pysocket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        while s.recv(100):
+            pass
+        s.close()
+    dt = time.perf_counter() - t0
+    stop.set()
+    th.join(2)
+    srv.close()
+    return {"lifecycles": n, "wall_s": dt, "per_s": n / dt}
+
+
+def linux_bulk(nbytes: int) -> dict:
+    """Bulk through the real kernel over loopback; segments from TCP_INFO."""
+    srv = pysocket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    got = [0]
+
+    def sink():
+        c, _ = srv.accept()
+        while True:
+            d = c.recv(1 << 20)
+            if not d:
+                break
+            got[0] += len(d)
+        c.close()
+
+    th = threading.Thread(target=sink, daemon=True)
+    th.start()
+    s = pysocket.create_connection(("127.0.0.1", port))
+    payload = b"x" * nbytes
+    t0 = time.perf_counter()
+    s.sendall(payload)
+    info = _INFO.unpack_from(s.getsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_INFO, _INFO.size))
+    s.shutdown(pysocket.SHUT_WR)
+    th.join(10)
+    dt = time.perf_counter() - t0
+    s.close()
+    srv.close()
+    segs = info[-1]   # tcpi_data_segs_out
+    return {"bytes": got[0], "segments": segs, "wall_s": dt, "segs_per_s": segs / dt,
+            "mss": info[10]}
+
+
+def run_bench(quick: bool = False) -> int:
+    n_bulk = (8 if quick else 32) << 20
+    n_churn = 300 if quick else 2000
+    n_mem = 10_000 if quick else 100_000
+    print("tcpdive bench" + (" (quick)" if quick else ""))
+    r = bench_bulk(n_bulk)
+    print(f"  bulk  (sim):   {r['bytes'] / 1e6:.1f} MB in {r['segments']} data segments, "
+          f"{r['wall_s']:.2f} s wall -> {r['segs_per_s']:,.0f} segments/s "
+          f"({r['bytes'] / r['wall_s'] / 1e6:.1f} MB/s of wall time)")
+    lb = linux_bulk(n_bulk)
+    print(f"  bulk  (Linux lo): {lb['bytes'] / 1e6:.1f} MB in {lb['segments']} segments "
+          f"(mss {lb['mss']}), {lb['wall_s']:.3f} s -> {lb['segs_per_s']:,.0f} segments/s, "
+          f"{lb['bytes'] / lb['wall_s'] / 1e6:.0f} MB/s; ratio sim/Linux segments/s = "
+          f"{r['segs_per_s'] / max(lb['segs_per_s'], 1):.3f}")
+    c = bench_churn(n_churn)
+    print(f"  churn (sim):   {c['lifecycles']} connect+request+close in {c['wall_s']:.2f} s -> "
+          f"{c['per_s']:,.0f} lifecycles/s")
+    lc = linux_churn(n_churn)
+    print(f"  churn (Linux lo): {lc['lifecycles']} in {lc['wall_s']:.2f} s -> {lc['per_s']:,.0f}/s; "
+          f"ratio sim/Linux = {c['per_s'] / max(lc['per_s'], 1):.3f}")
+    m = bench_memory(n_mem)
+    print(f"  memory: {m['established']:,} idle ESTABLISHED sockets -> "
+          f"{m['bytes_per_established']:,.0f} B each; {m['time_wait']:,} TIME_WAIT sockets -> "
+          f"{m['bytes_per_time_wait']:,.0f} B each")
+    return 0

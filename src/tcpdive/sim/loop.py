@@ -478,11 +478,64 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
     async def getnameinfo(self, *args: Any, **kwargs: Any) -> Any:
         raise self._no_io("getnameinfo")
 
-    async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_io("create_connection")
+    # Simulated TCP: the host is ``current_host`` (set by ``Host.spawn``/``Host.run``) unless
+    # ``on=host`` is given; see tcpdive.sim.aio. TLS, families and flags are not simulated.
 
-    async def create_server(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_io("create_server")
+    async def create_connection(
+        self,
+        protocol_factory: Callable[[], Any],
+        host: Any = None,
+        port: int | None = None,
+        *,
+        ssl: Any = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: Any = None,
+        local_addr: Any = None,
+        server_hostname: Any = None,
+        ssl_handshake_timeout: Any = None,
+        ssl_shutdown_timeout: Any = None,
+        happy_eyeballs_delay: Any = None,
+        interleave: Any = None,
+        on: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """asyncio ``create_connection`` over simulated TCP (:func:`tcpdive.sim.aio.create_connection`)."""
+        if ssl:
+            raise NotImplementedError("create_connection(ssl=...): TLS is not simulated")
+        from . import aio
+
+        return await aio.create_connection(protocol_factory, host, port, on=on,
+                                           local_addr=local_addr, sock=sock)
+
+    async def create_server(
+        self,
+        protocol_factory: Callable[[], Any],
+        host: Any = None,
+        port: int | None = None,
+        *,
+        family: int = 0,
+        flags: int = 0,
+        sock: Any = None,
+        backlog: int = 100,
+        ssl: Any = None,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        ssl_handshake_timeout: Any = None,
+        ssl_shutdown_timeout: Any = None,
+        start_serving: bool = True,
+        on: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """asyncio ``create_server`` over simulated TCP (:func:`tcpdive.sim.aio.create_server`)."""
+        if ssl:
+            raise NotImplementedError("create_server(ssl=...): TLS is not simulated")
+        from . import aio
+
+        return await aio.create_server(protocol_factory, host, port, on=on, backlog=backlog,
+                                       reuse_address=reuse_address, reuse_port=reuse_port,
+                                       sock=sock, start_serving=start_serving)
 
     async def create_unix_connection(self, *args: Any, **kwargs: Any) -> Any:
         raise self._no_io("create_unix_connection")
@@ -514,11 +567,17 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
     async def start_tls(self, *args: Any, **kwargs: Any) -> Any:
         raise self._no_io("start_tls")
 
-    async def sock_recv(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_io("sock_recv")
+    async def sock_recv(self, sock: Any, nbytes: int) -> Any:
+        """asyncio ``sock_recv`` on a simulated tcpdive Socket (:mod:`tcpdive.sim.aio`)."""
+        from . import aio
 
-    async def sock_recv_into(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_io("sock_recv_into")
+        return await aio.sock_recv(sock, nbytes)
+
+    async def sock_recv_into(self, sock: Any, buf: Any) -> Any:
+        """asyncio ``sock_recv_into`` on a simulated tcpdive Socket (:mod:`tcpdive.sim.aio`)."""
+        from . import aio
+
+        return await aio.sock_recv_into(sock, buf)
 
     async def sock_recvfrom(self, *args: Any, **kwargs: Any) -> Any:
         raise self._no_io("sock_recvfrom")
@@ -526,17 +585,26 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
     async def sock_recvfrom_into(self, *args: Any, **kwargs: Any) -> Any:
         raise self._no_io("sock_recvfrom_into")
 
-    async def sock_sendall(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_io("sock_sendall")
+    async def sock_sendall(self, sock: Any, data: Any) -> Any:
+        """asyncio ``sock_sendall`` on a simulated tcpdive Socket (:mod:`tcpdive.sim.aio`)."""
+        from . import aio
+
+        return await aio.sock_sendall(sock, data)
 
     async def sock_sendto(self, *args: Any, **kwargs: Any) -> Any:
         raise self._no_io("sock_sendto")
 
-    async def sock_connect(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_io("sock_connect")
+    async def sock_connect(self, sock: Any, address: Any) -> Any:
+        """asyncio ``sock_connect`` on a simulated tcpdive Socket (:mod:`tcpdive.sim.aio`)."""
+        from . import aio
 
-    async def sock_accept(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_io("sock_accept")
+        return await aio.sock_connect(sock, address)
+
+    async def sock_accept(self, sock: Any) -> Any:
+        """asyncio ``sock_accept`` on a simulated tcpdive Socket (:mod:`tcpdive.sim.aio`)."""
+        from . import aio
+
+        return await aio.sock_accept(sock)
 
     async def sock_sendfile(self, *args: Any, **kwargs: Any) -> Any:
         raise self._no_io("sock_sendfile")

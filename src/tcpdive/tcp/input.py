@@ -12,7 +12,7 @@ from bisect import insort
 from collections import deque
 
 from ..packet.tcp import ACK, FIN, RST, SYN
-from ..skb import SKB, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
+from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
 from . import sock as S
 from .cong import tcp_init_congestion_control
 from .output import (
@@ -488,6 +488,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_snd_una: int, now: int) -> tuple[int,
         acked += 1
         if skb.flags & SYN:
             flag |= FLAG_SYN_ACKED
+            sk.retrans_stamp = 0          # tcp_clean_rtx_queue: the SYN's timeout clock stops
         else:
             flag |= FLAG_DATA_ACKED
         sk.sk_wmem_queued -= len(skb.data)
@@ -696,9 +697,27 @@ def tcp_end_cwnd_reduction(sk: TcpSock) -> None:
         sk.snd_cwnd_stamp = sk.net.clock.now_us()
 
 
+def tcp_any_retrans_done(sk: TcpSock) -> bool:
+    """Is a retransmission still outstanding, or was the head ever retransmitted?"""
+    if sk.retrans_out:
+        return True
+    q = sk.rtx_queue
+    return bool(q and q[0].sacked & TCPCB_EVER_RETRANS)
+
+
 def tcp_fastretrans_alert(sk: TcpSock, prior_snd_una: int, flag: int, acked: int) -> None:
-    """Drive Open/Disorder/Recovery/Loss from this ACK and grow or reduce cwnd."""
+    """Drive Open/Disorder/Recovery/Loss from this ACK and grow or reduce cwnd.
+
+    ``retrans_stamp`` (start of the retransmission episode that tcp_write_timeout measures) is
+    cleared as Linux does: on a dubious ACK in Open ("D. Check state exit conditions"), and by
+    tcp_try_undo_recovery / tcp_try_to_open once no retransmission is outstanding. Without
+    that, the first retransmission ever would start a clock that kills the connection
+    tcp_retries2 worth of time later, whatever progress was made in between.
+    """
     state = sk.icsk_ca_state
+    if state == TCP_CA_Open and (not flag & FLAG_NOT_DUP or flag & (FLAG_ECE | FLAG_DATA_SACKED
+                                                                    | FLAG_SACK_RENEGING)):
+        sk.retrans_stamp = 0
     is_dupack = not (flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP)) and sk.packets_out > 0
     if not sk.sack_ok:
         if is_dupack:
@@ -719,6 +738,8 @@ def tcp_fastretrans_alert(sk: TcpSock, prior_snd_una: int, flag: int, acked: int
         sk.sacked_out = 0 if not sk.sack_ok else sk.sacked_out
         state = TCP_CA_Open
         sk.dupacks = 0
+        if not tcp_any_retrans_done(sk):      # tcp_try_undo_recovery / tcp_try_to_open
+            sk.retrans_stamp = 0
     if state == TCP_CA_Recovery:
         if not sk.sack_ok and flag & FLAG_SND_UNA_ADVANCED:
             tcp_mark_head_lost(sk)   # NewReno partial ACK: the next hole is lost too
@@ -743,6 +764,8 @@ def tcp_fastretrans_alert(sk: TcpSock, prior_snd_una: int, flag: int, acked: int
             tcp_set_ca_state(sk, TCP_CA_Disorder)
     elif state == TCP_CA_Disorder:
         tcp_set_ca_state(sk, TCP_CA_Open)
+    if state != TCP_CA_Open and not tcp_any_retrans_done(sk):   # tcp_try_to_open
+        sk.retrans_stamp = 0
     _cong_avoid(sk, acked, flag)
 
 
@@ -1047,6 +1070,10 @@ def tcp_init_transfer(sk: TcpSock) -> None:
         sk.snd_cwnd = 1
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
     tcp_init_congestion_control(sk)
+    if not sk.userlocks & 1:
+        from .output import tcp_sndbuf_expand
+
+        tcp_sndbuf_expand(sk)
 
 
 def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
@@ -1198,6 +1225,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         sk.snd_una = skb.ack_seq
         sk.snd_wnd = skb.window << sk.snd_wscale
         sk.snd_wl1 = skb.seq
+        sk.retrans_stamp = 0                  # tcp_rcv_state_process, case TCP_SYN_RECV
         tcp_set_state(sk, S.TCP_ESTABLISHED)
         sk.ack_lrcvtime = net.clock.now_us()
         if sk.ca is None:

@@ -146,6 +146,12 @@ def _emit_state(sk: TcpSock, new: int) -> None:
         tp.emit(sk, sk.state, new, sk.net.clock.now_us())
 
 
+def _emit_tw_state(tw: TimewaitSock, old: int, new: int) -> None:
+    tp = tw.net.trace.set_state
+    if tp.subs:
+        tp.emit(tw, old, new, tw.net.clock.now_us())
+
+
 def _tw_recycle_remember(sk: TcpSock) -> None:
     """tcp_tw_recycle emulation: remember the peer's last TSval (the old inet_peer / tcp_metrics)."""
     peers = sk.net.__dict__.setdefault("tw_recycle_peers", {})
@@ -178,6 +184,9 @@ def tcp_timewait_state_process(tw: TimewaitSock, th_flags: int, seq: int, ack_se
             return TCP_TW_SUCCESS if not data_len else TCP_TW_RST
         tw.substate = S.TCP_TIME_WAIT
         tw.rcv_nxt = end_seq
+        # Linux's tcp_timewait_state_process flips tw_substate silently; the substate is what
+        # ss/netstat show, so tell set_state subscribers (FIN_WAIT2 -> TIME_WAIT).
+        _emit_tw_state(tw, S.TCP_FIN_WAIT2, S.TCP_TIME_WAIT)
         if saw_ts:
             tw.ts_recent = opts.tsval
             tw.ts_recent_stamp = net.clock.now_us() // 1_000_000

@@ -399,8 +399,24 @@ def tcp_data_snd_check(sk: TcpSock) -> None:
     tcp_check_space(sk)
 
 
+def tcp_sndbuf_expand(sk: TcpSock) -> None:
+    """Grow the send buffer to twice cwnd's worth of segments (``tcp_sndbuf_expand``).
+
+    Linux charges skb truesize; tcpdive charges payload, so ``per_mss`` here is the MSS plus
+    header room rather than the power-of-two allocation size.
+    """
+    per_mss = max(sk.mss_clamp, sk.mss_cache) + 320
+    nr_segs = max(10, sk.snd_cwnd, sk.reordering + 1)
+    sndmem = 2 * nr_segs * per_mss
+    if sk.sk_sndbuf < sndmem:
+        sk.sk_sndbuf = min(sndmem, sk.net.sysctl.tcp_wmem[2])
+
+
 def tcp_check_space(sk: TcpSock) -> None:
-    """Wake writers when send buffer space returns (``tcp_check_space``)."""
+    """After ACKs free buffer space: grow the send buffer if cwnd-limited, wake writers
+    (``tcp_check_space`` / ``tcp_new_space``)."""
+    if not sk.userlocks & 1:
+        tcp_sndbuf_expand(sk)
     if sk.wq and sk.sk_wmem_queued < sk.sk_sndbuf // 2 + 1:
         from .tcp import sk_wake
 

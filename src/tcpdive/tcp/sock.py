@@ -168,7 +168,7 @@ class TcpSock:
         "pred_flags", "pending_events", "challenge_count", "open_time", "owner", "rack_reo_wnd",
         "tlp_high_seq", "tcp_usec_ts", "congestion_name", "ecn_flags", "snd_wnd_probe_stamp",
         "syn_opts", "rcv_mss_seen", "inq_peek", "probe0_backoff_max", "snd_sml",
-        "icsk_probes_tstamp", "dup_ack_counter", "rx_opt_dsack_pending",
+        "icsk_probes_tstamp", "dup_ack_counter", "rx_opt_dsack_pending", "snd_cwnd_clamp",
     )
 
     def __init__(self, net: Netns) -> None:
@@ -339,6 +339,7 @@ class TcpSock:
         self.inq_peek = 0
         self.probe0_backoff_max = 0
         self.snd_sml = 0
+        self.snd_cwnd_clamp = 0xFFFFFFFF
         self.icsk_probes_tstamp = 0
         self.dup_ack_counter = 0
         self.rx_opt_dsack_pending = False

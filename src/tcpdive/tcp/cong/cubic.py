@@ -251,7 +251,7 @@ def bictcp_update(ca: BicTcp, cwnd: int, acked: int, now: int) -> None:
     # TCP friendly: never grow slower than Reno would
     if tcp_friendliness:
         delta = ((cwnd * beta_scale) & _M32) >> 3
-        if ca.ack_cnt > delta:
+        if delta and ca.ack_cnt > delta:       # (delta 0 would spin forever in the kernel)
             n = (ca.ack_cnt - 1) // delta      # the kernel's subtract loop, in one step
             ca.ack_cnt -= n * delta
             ca.tcp_cwnd = (ca.tcp_cwnd + n) & _M32

@@ -217,6 +217,8 @@ def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
             sk.sk_err = 0
             raise oserror(err)
         if sk.sk_shutdown & S.RCV_SHUTDOWN or sk.done:
+            if sk.fin_received and not flags & MSG_PEEK and sk.copied_seq == sk.rcv_nxt - 1:
+                sk.copied_seq = sk.rcv_nxt       # found_fin_ok: the reader consumed the FIN
             return b""
         if sk.state == S.TCP_CLOSE:
             if sk.done:
@@ -250,6 +252,8 @@ def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
         sk.rcv_queue_off = off
         sk.rcv_queue_bytes -= got
         sk.copied_seq += got
+        if sk.fin_received and not sk.rcv_queue_bytes and sk.copied_seq == sk.rcv_nxt - 1:
+            sk.copied_seq = sk.rcv_nxt           # the FIN follows the last byte read
         tcp_cleanup_rbuf(sk, got)
     return b"".join(out) if len(out) != 1 else bytes(out[0])
 

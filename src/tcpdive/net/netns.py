@@ -43,6 +43,19 @@ NF_INET_POST_ROUTING = 4
 NfHook = Callable[["Netns", bytes, str], "bytes | None"]
 
 
+def _have_module(name: str) -> bool:
+    """Is the protocol module ``tcpdive.net.<name>`` present (its inet_protos slot filled)?"""
+    r = _MODULES.get(name)
+    if r is None:
+        import importlib.util
+
+        r = _MODULES[name] = importlib.util.find_spec(f"{__package__}.{name}") is not None
+    return r
+
+
+_MODULES: dict[str, bool] = {}
+
+
 class NetDevice:
     """A network interface: name, MTU, IPv4 addresses, and the driver's transmit function."""
 
@@ -265,13 +278,15 @@ class Netns:
             from ..tcp.ipv4 import tcp_v4_rcv
 
             tcp_v4_rcv(self, iph, data, off)
-        elif proto == IPPROTO_UDP:
+        elif proto == IPPROTO_UDP and _have_module("udp"):
             self.udp_table.udp_rcv(iph, data, off)
-        elif proto == IPPROTO_ICMP:
+        elif proto == IPPROTO_ICMP and _have_module("icmp"):
             from .icmp import icmp_rcv
 
             icmp_rcv(self, iph, data, off)
         else:
+            # no handler registered in inet_protos (ip_protocol_deliver_rcu): count, answer
+            # "protocol unreachable" -- also for UDP while net/udp.py is not built yet
             self.mib["IpInUnknownProtos"] += 1
             from .icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, icmp_send
 

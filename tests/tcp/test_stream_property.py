@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcpdive.sim.world import World
 from tcpdive.socket import SHUT_WR
 
 from .helpers import tcp_sockets
-from tcpdive.sim.world import World
 
 
 def transfer(seed: int, a_data: bytes, b_data: bytes, *, loss: float, reorder: float,

@@ -52,7 +52,7 @@ from ..packet.icmp import (
     icmp_build,
     unpack_icmphdr,
 )
-from ..packet.ipv4 import IPHDR, IPHDR_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_OFFSET, IpHdr
+from ..packet.ipv4 import IP_OFFSET, IPHDR, IPHDR_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IpHdr
 
 if TYPE_CHECKING:
     from .netns import Netns, Route
@@ -124,6 +124,8 @@ def inet_addr_is_broadcast(net: Netns, addr: int) -> bool:
     """RTN_BROADCAST: 255.255.255.255 or a local subnet's directed broadcast (prefix < 31)."""
     if addr == INADDR_BROADCAST:
         return True
+    if addr in net.local_addrs:
+        return False                               # the local table is consulted first
     for dev in net.devices.values():
         for a, plen in dev.addrs:
             if plen < 31:
@@ -135,6 +137,8 @@ def inet_addr_is_broadcast(net: Netns, addr: int) -> bool:
 
 def inet_addr_is_bcast_or_mcast(net: Netns, addr: int) -> bool:
     """RTCF_BROADCAST | RTCF_MULTICAST for a destination address."""
+    if addr in net.local_addrs:
+        return False
     return (addr >> 28) == 0xE or inet_addr_is_broadcast(net, addr)
 
 

@@ -275,9 +275,7 @@ class Netns:
         proto = iph.protocol
         off = iph.ihl * 4
         if proto == IPPROTO_TCP:
-            from ..tcp.ipv4 import tcp_v4_rcv
-
-            tcp_v4_rcv(self, iph, data, off)
+            _tcp_v4_rcv(self, iph, data, off)
         elif proto == IPPROTO_UDP and _have_module("udp"):
             self.udp_table.udp_rcv(iph, data, off)
         elif proto == IPPROTO_ICMP and _have_module("icmp"):
@@ -400,3 +398,12 @@ class Netns:
 
 __all__ = ["Netns", "NetDevice", "Route", "IPHDR_LEN", "NF_INET_PRE_ROUTING", "NF_INET_LOCAL_IN",
            "NF_INET_FORWARD", "NF_INET_LOCAL_OUT", "NF_INET_POST_ROUTING"]
+
+
+def _tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
+    """Bind ``tcp_v4_rcv`` on first use (tcp imports net; net cannot import tcp at load)."""
+    global _tcp_v4_rcv
+    from ..tcp.ipv4 import tcp_v4_rcv
+
+    _tcp_v4_rcv = tcp_v4_rcv
+    tcp_v4_rcv(net, iph, data, off)

@@ -169,14 +169,19 @@ class InetHashinfo:
         h = hashlib.blake2b(f"{saddr}:{daddr}:{dport}".encode(), key=self.secret, digest_size=8)
         return int.from_bytes(h.digest(), "big")
 
-    def check_established(self, sk, port: int) -> bool:
-        """Is the 4-tuple free, or held by a TIME_WAIT socket we may reuse (``__inet_check_established``)?"""
+    def check_established(self, sk, port: int, twp: bool = True) -> bool:
+        """Is the 4-tuple free, or held by a TIME_WAIT socket we may reuse (``__inet_check_established``)?
+
+        ``twp`` False is Linux's ``twp == NULL`` call from ``__inet_hash_connect`` for a socket that
+        bind() gave its port: then ``tcp_twsk_unique`` takes over any TIME_WAIT that saw timestamps,
+        whatever tcp_tw_reuse says (checked on Linux 6.18). A takeover counts TcpExtTWRecycled.
+        """
         key = (sk.saddr, port, sk.daddr, sk.dport)
         other = self.ehash.get(key)
         if other is None:
             return True
-        if getattr(other, "state", None) == TCP_TIME_WAIT and tcp_twsk_unique(sk, other, True):
-            self.net.mib["TcpExtTCPTimeWaitReuse"] += 1
+        if getattr(other, "state", None) == TCP_TIME_WAIT and tcp_twsk_unique(sk, other, twp):
+            self.net.mib["TcpExtTWRecycled"] += 1
             from .minisocks import inet_twsk_deschedule_put
 
             inet_twsk_deschedule_put(other)
@@ -187,8 +192,13 @@ class InetHashinfo:
         """Pick the local port for connect() and hash the socket (``__inet_hash_connect``)."""
         net = self.net
         if sk.sport:
-            # bound already: the 4-tuple must be unique (or a reusable TIME_WAIT)
-            if not self.check_established(sk, sk.sport):
+            # bound already: sole owner of the port -> hash at once; otherwise the 4-tuple must
+            # be unique or held by a TIME_WAIT that tcp_twsk_unique(twp=NULL) lets us take
+            tb = sk.bind_bucket
+            if tb is not None and len(tb.owners) == 1 and tb.owners[0] is sk:
+                self.ehash_insert(sk, (sk.saddr, sk.sport, sk.daddr, sk.dport))
+                return
+            if not self.check_established(sk, sk.sport, False):
                 raise oserror(EADDRNOTAVAIL, "4-tuple in use")
             self.ehash_insert(sk, (sk.saddr, sk.sport, sk.daddr, sk.dport))
             return
@@ -242,11 +252,18 @@ def tcp_twsk_unique(sk, tw, may_reuse: bool) -> bool:
     net = sk.net
     reuse = net.sysctl.tcp_tw_reuse
     if reuse == 2:
-        if not (ipv4_is_loopback(tw.daddr) or ipv4_is_loopback(tw.saddr)):
+        if not (ipv4_is_loopback(tw.daddr) or ipv4_is_loopback(tw.rcv_saddr)):
             reuse = 0
-    if not tw.ts_recent_stamp:
+    # Linux tests tw_ts_recent_stamp != 0 ("the old connection saw timestamps"). The virtual
+    # clock starts at 0, so a stamp taken in the first second is 0: use tstamp_ok, which implies
+    # a stamp on any connection that got as far as TIME_WAIT.
+    if not (tw.ts_recent_stamp or tw.tstamp_ok):
         return False
-    delay_ms = getattr(net.sysctl, "tcp_tw_reuse_delay", 1000)
+    if not may_reuse:
+        # twp == NULL: a bind()-owned port; no tcp_tw_reuse / delay condition
+        _twsk_take_seq(sk, tw)
+        return True
+    delay_ms = net.sysctl.tcp_tw_reuse_delay
     now_ms = net.clock.now_us() // 1000
     if reuse and now_ms > tw.entry_stamp_ms + delay_ms:
         sk.write_seq = (tw.snd_nxt + 65535 + 2) & 0xFFFFFFFF or 1
@@ -254,3 +271,10 @@ def tcp_twsk_unique(sk, tw, may_reuse: bool) -> bool:
         sk.ts_recent_stamp = tw.ts_recent_stamp
         return True
     return False
+
+
+def _twsk_take_seq(sk, tw) -> None:
+    """The new incarnation starts past the old one's sequence space (``tcp_twsk_unique``)."""
+    sk.write_seq = (tw.snd_nxt + 65535 + 2) & 0xFFFFFFFF or 1
+    sk.ts_recent = tw.ts_recent
+    sk.ts_recent_stamp = tw.ts_recent_stamp

@@ -23,6 +23,7 @@ from .output import (
     tcp_retransmit_skb,
     tcp_send_ack,
     tcp_send_delayed_ack,
+    tcp_space,
     tcp_sync_mss,
     tcp_time_stamp_ts,
 )
@@ -43,6 +44,7 @@ from .sock import (
     TCP_CA_Open,
     TCP_CA_Recovery,
     TcpSock,
+    sk_wake,
     ts_before,
     unwrap,
 )
@@ -157,8 +159,6 @@ def tcp_event_data_recv(sk: TcpSock, skb: SKB) -> None:
 
 def tcp_grow_window(sk: TcpSock, skb: SKB) -> None:
     """Raise rcv_ssthresh as data shows the buffer can take it (``tcp_grow_window``)."""
-    from .output import tcp_space
-
     room = min(sk.window_clamp, tcp_space(sk)) - sk.rcv_ssthresh
     if room <= 0:
         return
@@ -786,8 +786,7 @@ def tcp_queue_rcv(sk: TcpSock, data: bytes) -> None:
 
 
 def tcp_data_ready(sk: TcpSock) -> None:
-    from .tcp import sk_wake
-
+    """Wake readers (``tcp_data_ready``)."""
     if sk.wq:
         sk_wake(sk)
 
@@ -1111,8 +1110,6 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
             skb.seq += 1
             tcp_data_queue(sk, skb)
         tcp_send_ack(sk)
-        from .tcp import sk_wake
-
         sk_wake(sk)
         return -1
     if flags & RST:
@@ -1236,17 +1233,13 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
             from .timer import inet_csk_reset_keepalive_timer
 
             inet_csk_reset_keepalive_timer(sk, sk.keepalive_time_when())
-        from .tcp import sk_wake
-
         sk_wake(sk)
     elif state == S.TCP_FIN_WAIT1:
         if sk.snd_una == sk.write_seq:
             tcp_set_state(sk, S.TCP_FIN_WAIT2)
             sk.sk_shutdown |= S.SEND_SHUTDOWN
             if not sk.dead:
-                from .tcp import sk_wake
-
-                sk_wake(sk)
+                        sk_wake(sk)
             else:
                 if sk.linger2 < 0:
                     from .tcp import tcp_done

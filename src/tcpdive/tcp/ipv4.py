@@ -120,8 +120,6 @@ def _emit_path(net: Netns, skb: SKB) -> None:
 
 def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
     """Per-socket receive (``tcp_v4_do_rcv``): ESTABLISHED fast path or the state machine."""
-    from .input import tcp_rcv_established, tcp_rcv_state_process
-
     if skb.path is not None:
         skb.path.append("tcp_v4_do_rcv")
     state = sk.state
@@ -488,8 +486,11 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
     route = net.fib_lookup(daddr)
     if route is None:
         raise oserror(ENETUNREACH, "no route to host")
-    if not sk.rcv_saddr:
-        sk.saddr = net.inet_select_addr(route, daddr)
+    bound_addr = sk.rcv_saddr
+    if not bound_addr:
+        # inet_bhash2_update_saddr: the chosen source becomes the bound address too, so a
+        # later bind() to another address of the same port no longer conflicts (Linux 6.x)
+        sk.saddr = sk.rcv_saddr = net.inet_select_addr(route, daddr)
     else:
         sk.saddr = sk.rcv_saddr
     sk.daddr = daddr
@@ -501,6 +502,8 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
         sk.state = S.TCP_CLOSE
         sk.daddr = 0
         sk.dport = 0
+        if not bound_addr:
+            sk.saddr = sk.rcv_saddr = 0     # inet_bhash2_reset_saddr
         raise
     net.sockets.add(sk)
     if not sk.write_seq:
@@ -509,3 +512,56 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
     sk.tsoffset = secure_tcp_ts_off(net, sk.saddr, sk.daddr)
     sk.inet_id = net.rng.getrandbits(16)
     tcp_connect(sk)
+
+
+from .input import tcp_rcv_established, tcp_rcv_state_process  # noqa: E402  (input imports us)
+
+
+def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: bytes, toff: int,
+               info: int = 0) -> None:
+    """An ICMP error about one of our segments (``tcp_v4_err``).
+
+    Checks the quoted sequence number is in flight; in SYN_SENT / SYN_RECV a hard error
+    (e.g. port unreachable -> ECONNREFUSED) aborts the connect, otherwise it is kept as the soft
+    error reported if the connection later times out. Fragmentation-needed lowers the MSS.
+    """
+    from ..net.icmp import ICMP_DEST_UNREACH, ICMP_ERR_CONVERT, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED
+
+    if len(data) < toff + 8:
+        return
+    sport, dport, seq = struct.unpack_from("!HHI", data, toff)
+    sk = net.tcp_hashinfo.ehash.get((inner_iph.saddr, sport, inner_iph.daddr, dport))
+    if sk is None:
+        net.mib["IcmpInErrors"] += 1
+        return
+    if isinstance(sk, (TimewaitSock, RequestSock)):
+        if isinstance(sk, RequestSock) and ((seq - sk.snt_isn) & 0xFFFFFFFF) == 0:
+            inet_csk_reqsk_queue_drop(sk)      # tcp_req_err: abort the embryonic connection
+        return
+    if sk.state == S.TCP_CLOSE:
+        return
+    useq = unwrap(seq, sk.snd_una)
+    if not (sk.snd_una <= useq < max(sk.snd_nxt, sk.snd_una + 1)):
+        net.mib["TcpExtOutOfWindowIcmps"] += 1
+        return
+    if icmp_type == ICMP_DEST_UNREACH:
+        if icmp_code == ICMP_FRAG_NEEDED:
+            if info and info < sk.icsk_pmtu_cookie:
+                from .output import tcp_sync_mss
+
+                tcp_sync_mss(sk, max(info, 68))
+            return
+        err, fatal = ICMP_ERR_CONVERT.get(icmp_code, (113, False))
+    elif icmp_type == ICMP_TIME_EXCEEDED:
+        err, fatal = 113, False                    # EHOSTUNREACH
+    else:
+        return
+    if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+        if fatal and not sk.owned_by_user:
+            from .tcp import tcp_done_with_error
+
+            tcp_done_with_error(sk, err)
+        else:
+            sk.sk_err_soft = err
+        return
+    sk.sk_err_soft = err

@@ -43,6 +43,7 @@ from .sock import (
     TCP_SYN_SENT,
     TcpSock,
     jiffies_round,
+    sk_wake,
 )
 
 MAX_TCP_OPTION_SPACE = 40
@@ -265,9 +266,7 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None) -> int:
 def tcp_event_data_sent(sk: TcpSock, now: int) -> None:
     """Note a data transmission: restart idle accounting, maybe enter pingpong mode."""
     if sk.tcp_packets_in_flight() == 0 and sk.ca is not None:
-        from .cong import CA_EVENT_TX_START
-
-        sk.ca.cwnd_event(sk, CA_EVENT_TX_START)
+        sk.ca.cwnd_event(sk, 0)                  # CA_EVENT_TX_START
     sk.lsndtime = now
     if now - sk.ack_lrcvtime < sk.ack_ato:
         sk.ack_pingpong += 1
@@ -418,8 +417,6 @@ def tcp_check_space(sk: TcpSock) -> None:
     if not sk.userlocks & 1:
         tcp_sndbuf_expand(sk)
     if sk.wq and sk.sk_wmem_queued < sk.sk_sndbuf // 2 + 1:
-        from .tcp import sk_wake
-
         sk_wake(sk)
 
 
@@ -638,7 +635,11 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
     skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
     skb.retrans += 1
     if not sk.retrans_stamp:
-        sk.retrans_stamp = skb.first_tx // 1000 if skb.first_tx else net.clock.now_us() // 1000
+        # tcp_retransmit_skb: "save stamp of the first (attempted) retransmit" from the skb's
+        # timestamp, which __tcp_transmit_skb has just set to now: the tcp_retries2 /
+        # TCP_USER_TIMEOUT clock starts at the first retransmission, not the original send
+        # (checked on Linux 6.18: tcp_retries2=3 gives up at the 5th RTO, not the 4th).
+        sk.retrans_stamp = skb.tstamp // 1000
     if sk.undo_retrans < 0:
         sk.undo_retrans = 0
     sk.undo_retrans += 1

@@ -389,6 +389,23 @@ class TcpSock:
                 f" {self.name()}>")
 
 
+def sk_wake(sk) -> None:
+    """Wake everyone sleeping on the socket (``sk->sk_data_ready`` / ``sk_state_change``)."""
+    wq = sk.wq
+    if wq:
+        sk.wq = None
+        for cb in wq:
+            cb()
+
+
+def sk_add_waiter(sk, cb) -> None:
+    """Sleep on the socket's wait queue: ``cb()`` runs once at the next wake-up."""
+    if sk.wq is None:
+        sk.wq = [cb]
+    else:
+        sk.wq.append(cb)
+
+
 def jiffies_round(us: int) -> int:
     """Round microseconds up to the jiffy, as ``usecs_to_jiffies`` does."""
     j = 1000  # USEC_PER_JIFFY at HZ=1000

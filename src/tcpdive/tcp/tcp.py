@@ -20,7 +20,7 @@ from .output import (
     tcp_send_active_reset,
     tcp_send_fin,
 )
-from .sock import TcpSock
+from .sock import TcpSock, sk_add_waiter, sk_wake  # noqa: F401  (re-exported)
 
 MSG_OOB = 0x1
 MSG_PEEK = 0x2
@@ -33,22 +33,6 @@ MSG_TRUNC = 0x20
 SOCK_BINDPORT_LOCK = 0x8
 SOCK_SNDBUF_LOCK = 0x1
 SOCK_RCVBUF_LOCK = 0x2
-
-
-def sk_wake(sk) -> None:
-    """Wake everyone sleeping on the socket (``sk->sk_data_ready`` / ``sk_state_change``)."""
-    wq = sk.wq
-    if wq:
-        sk.wq = None
-        for cb in wq:
-            cb()
-
-
-def sk_add_waiter(sk, cb) -> None:
-    if sk.wq is None:
-        sk.wq = [cb]
-    else:
-        sk.wq.append(cb)
 
 
 def tcp_set_state(sk: TcpSock, state: int, quiet: bool = False) -> None:

@@ -134,11 +134,74 @@ def tcp_measure_rcv_mss(sk: TcpSock, skb: SKB) -> None:
         sk.ack_last_seg_size = n
 
 
+def tcp_rcv_rtt_update(sk: TcpSock, sample: int, win_dep: bool) -> None:
+    """Receiver-side RTT estimate, x8 (``tcp_rcv_rtt_update``): a running minimum."""
+    old = sk.rcv_rtt_us
+    m = sample << 3
+    if old == 0 or m < old:
+        new = m
+    else:
+        if win_dep or sk.rcv_nxt != sk.copied_seq:
+            return
+        new = old - (old >> 3) + sample
+    sk.rcv_rtt_us = new
+
+
+def tcp_rcv_rtt_measure(sk: TcpSock, now: int) -> None:
+    """Per-window RTT sample when timestamps are off (``tcp_rcv_rtt_measure``)."""
+    if sk.rcv_rtt_time and sk.rcv_nxt >= sk.rcv_rtt_seq:
+        tcp_rcv_rtt_update(sk, now - sk.rcv_rtt_time, True)
+    elif sk.rcv_rtt_time:
+        return
+    sk.rcv_rtt_seq = sk.rcv_nxt + sk.rcv_wnd
+    sk.rcv_rtt_time = now
+
+
+def tcp_rcv_rtt_measure_ts(sk: TcpSock, skb: SKB) -> None:
+    """RTT sample from the echoed timestamp of a data segment (``tcp_rcv_rtt_measure_ts``)."""
+    if sk.saw_tstamp and sk.rcv_tsecr and skb.data:
+        delta = (tcp_time_stamp_ts(sk) - sk.rcv_tsecr) & 0xFFFFFFFF
+        if delta < 0x80000000:
+            tcp_rcv_rtt_update(sk, max(delta * 1000, 1), False)
+
+
+def tcp_init_buffer_space(sk: TcpSock) -> None:
+    """Starting point of receive-buffer autotuning (``tcp_init_buffer_space``)."""
+    sk.rcvq_space = min(sk.rcv_ssthresh, sk.rcv_wnd, S.TCP_INIT_CWND * (sk.advmss or 536))
+    sk.rcvq_space_time = sk.net.clock.now_us()
+    sk.rcvq_space_seq = sk.copied_seq
+
+
+def tcp_rcv_space_adjust(sk: TcpSock) -> None:
+    """Dynamic right-sizing: grow sk_rcvbuf to 2x what the reader drained per RTT, plus
+    room for the sender's growth (``tcp_rcv_space_adjust``, tcp_moderate_rcvbuf)."""
+    now = sk.net.clock.now_us()
+    elapsed = now - sk.rcvq_space_time
+    rtt = sk.rcv_rtt_us
+    if rtt == 0 or elapsed < (rtt >> 3):
+        return
+    copied = sk.copied_seq - sk.rcvq_space_seq - (sk.rcv_nxt - sk.copied_seq)
+    if copied > sk.rcvq_space and sk.rcvq_space:
+        sc = sk.net.sysctl
+        if sc.tcp_moderate_rcvbuf and not sk.userlocks & 2:
+            rcvwin = (copied << 1) + 16 * sk.advmss
+            grow = rcvwin * (copied - sk.rcvq_space) // sk.rcvq_space
+            rcvwin += grow << 1
+            rcvbuf = min((rcvwin << S.TCP_RMEM_TO_WIN_SCALE) // sk.scaling_ratio, sc.tcp_rmem[2])
+            if rcvbuf > sk.sk_rcvbuf:
+                sk.sk_rcvbuf = rcvbuf
+                sk.window_clamp = (rcvbuf * sk.scaling_ratio) >> S.TCP_RMEM_TO_WIN_SCALE
+        sk.rcvq_space = copied
+    sk.rcvq_space_seq = sk.copied_seq
+    sk.rcvq_space_time = now
+
+
 def tcp_event_data_recv(sk: TcpSock, skb: SKB) -> None:
     """Data arrived: adapt ato, grow the window (``tcp_event_data_recv``)."""
     inet_csk_schedule_ack(sk)
     tcp_measure_rcv_mss(sk, skb)
     now = sk.net.clock.now_us()
+    tcp_rcv_rtt_measure(sk, now)
     if not sk.ack_ato:
         tcp_incr_quickack(sk, TCP_MAX_QUICKACKS)
         sk.ack_ato = TCP_ATO_MIN
@@ -476,7 +539,8 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_snd_una: int, now: int) -> tuple[int,
             sk.retrans_out -= 1
             flag |= FLAG_RETRANS_DATA_ACKED
         elif not skb.retrans and not sacked & TCPCB_SACKED_ACKED:
-            seq_rtt = now - skb.first_tx if skb.first_tx else -1
+            # first_ackt = tcp_skb_timestamp_us(skb): a segment sent at t=0 is a valid sample
+            seq_rtt = now - skb.tstamp
             flag |= FLAG_ORIG_SACK_ACKED
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
@@ -1002,6 +1066,7 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
                 if sk.saw_tstamp and skb.seq == sk.rcv_wup:
                     tcp_store_ts_recent(sk)
                 net.mib["TcpExtTCPHPHits"] += 1
+                tcp_rcv_rtt_measure_ts(sk, skb)
                 sk.data_segs_in += 1
                 tcp_queue_rcv(sk, skb.data)
                 sk.bytes_received += n
@@ -1024,6 +1089,7 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
         return
     if skb.data:
         sk.data_segs_in += 1
+        tcp_rcv_rtt_measure_ts(sk, skb)
     if flags & ACK:
         if tcp_ack(sk, skb, FLAG_SLOWPATH | FLAG_UPDATE_TS_RECENT) < 0:
             net.drop(skb, "TCP_ACK_INVALID")
@@ -1069,6 +1135,7 @@ def tcp_init_transfer(sk: TcpSock) -> None:
         sk.snd_cwnd = 1
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
     tcp_init_congestion_control(sk)
+    tcp_init_buffer_space(sk)
     if not sk.userlocks & 1:
         from .output import tcp_sndbuf_expand
 
@@ -1227,6 +1294,8 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         sk.ack_lrcvtime = net.clock.now_us()
         if sk.ca is None:
             tcp_init_transfer(sk)
+        else:
+            tcp_init_buffer_space(sk)
         sk.lsndtime = net.clock.now_us()
         tcp_fast_path_check(sk)
         if sk.keepopen:

@@ -238,6 +238,9 @@ def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
         sk.copied_seq += got
         if sk.fin_received and not sk.rcv_queue_bytes and sk.copied_seq == sk.rcv_nxt - 1:
             sk.copied_seq = sk.rcv_nxt           # the FIN follows the last byte read
+        from .input import tcp_rcv_space_adjust
+
+        tcp_rcv_space_adjust(sk)
         tcp_cleanup_rbuf(sk, got)
     return b"".join(out) if len(out) != 1 else bytes(out[0])
 

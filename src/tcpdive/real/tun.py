@@ -15,8 +15,10 @@ import concurrent.futures
 import fcntl
 import os
 import struct
+import subprocess
 import threading
 from collections.abc import Callable
+from time import monotonic_ns
 from typing import Any
 
 from .netns import KernelNetns
@@ -50,18 +52,12 @@ class RealClock:
 
     @staticmethod
     def now_us() -> int:
-        return time_ns() // 1000
+        return monotonic_ns() // 1000
 
     def arm(self, timer: Any, when_us: int) -> None:
         # +0.5 us: asyncio may run a handle up to its clock resolution early; KTimer would only
         # re-arm, but firing at or after the deadline saves that round
         self.loop.call_at((when_us + 0.5) * 1e-6, timer.run, when_us)
-
-
-def time_ns() -> int:
-    import time
-
-    return time.monotonic_ns()
 
 
 class LoopThread:
@@ -107,7 +103,9 @@ class LoopThread:
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return fut.result(timeout)
-        except concurrent.futures.TimeoutError:
+        except TimeoutError:
+            if fut.done():
+                raise                   # the coroutine's own TimeoutError
             fut.cancel()
             raise TimeoutError(f"timed out after {timeout} s") from None
 
@@ -147,8 +145,7 @@ class TunPort:
         self.rx_packets = self.rx_bytes = self.tx_packets = self.tx_bytes = self.tx_dropped = 0
         self.fd = open_tun(devname)
         try:
-            _ip = __import__("subprocess").run
-            r = _ip(["ip", "link", "set", devname, "netns", ns.name], capture_output=True,
+            r = subprocess.run(["ip", "link", "set", devname, "netns", ns.name], capture_output=True,
                     text=True)
             if r.returncode:
                 raise OSError(f"ip link set {devname} netns {ns.name}: {r.stderr.strip()}")

@@ -744,8 +744,9 @@ class ShellEffects:
     @property
     def sysctls(self) -> tuple[SysctlSetting, ...]:
         """Every sysctl write in order (defaults.sh's included), later ones win."""
-        return tuple(s for step in self.steps if step.kind in ("sysctl", "defaults")
-                     for s in step.sysctls)
+        return tuple(
+            s for step in self.steps if step.kind in ("sysctl", "defaults") for s in step.sysctls
+        )
 
     @property
     def unsupported(self) -> tuple[str, ...]:

@@ -106,27 +106,45 @@ _IPV6_ALTERNATIVES = [
     )
 ]
 
-# Fast path: one alternation whose first match is flex's longest match for every
-# input except a possible IPv6 address, which the "slow" lookahead diverts (every
-# IPv6 form contains "::" or has eight groups).  Numbers and hex are refused when a
-# word character follows, because then the WORD rule's match would be longer.
-_MASTER = re.compile(
-    r"""
-    (?P<ws>[ \t\r\n]+)
-  | (?P<cpp>//[^\n]*)
-  | (?P<special>/\*|%\{|"|`)
-  | (?P<slow>(?=[0-9a-fA-F:]*::|(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]))
-  | (?P<ELLIPSIS>\.\.\.)
-  | (?P<OPTION>--[A-Za-z0-9_]+)
+# Fast path: a regex chosen by the first character, whose first matching
+# alternative is flex's longest match.  A possible IPv6 address (every form
+# contains "::" or has eight groups) is diverted by the "slow" lookahead to a full
+# longest-match comparison.  Numbers and hex are refused when a word character
+# follows, because then the WORD rule's match would be longer.
+_SLOW = r"(?P<slow>(?=[0-9a-fA-F]{0,4}:)(?=[0-9a-fA-F:]*::|(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]))"
+_SKIP_RE = re.compile(r"(?P<skip>(?:[ \t\r\n]+|//[^\n]*)+)|(?P<special>/\*)|(?P<PUNCT>/)")
+_WORD_RE = re.compile(r"(?P<WORD>[A-Za-z0-9_]+)")
+_NUMERIC_RE = re.compile(
+    _SLOW
+    + r"""
   | (?P<IPV4_ADDR>[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+)
-  | (?P<FLOAT>-?[0-9]*\.[0-9]+)
+  | (?P<FLOAT>[0-9]*\.[0-9]+)
   | (?P<HEX_INTEGER>0x[0-9a-fA-F]+(?![A-Za-z0-9_]))
-  | (?P<INTEGER>-[0-9]+|[0-9]+(?![A-Za-z0-9_]))
+  | (?P<INTEGER>[0-9]+(?![A-Za-z0-9_]))
   | (?P<WORD>[A-Za-z0-9_]+)
-  | (?P<PUNCT>.)
     """,
-    re.VERBOSE | re.DOTALL,
+    re.VERBOSE,
 )
+_DOT_RE = re.compile(r"(?P<ELLIPSIS>\.\.\.)|(?P<FLOAT>\.[0-9]+)|(?P<PUNCT>\.)")
+_DASH_RE = re.compile(
+    r"(?P<OPTION>--[A-Za-z0-9_]+)|(?P<FLOAT>-[0-9]*\.[0-9]+)|(?P<INTEGER>-[0-9]+)|(?P<PUNCT>-)"
+)
+_COLON_RE = re.compile(_SLOW.replace("(?=[0-9a-fA-F]{0,4}:)", "") + r"|(?P<PUNCT>:)")
+_QUOTE_RE = re.compile(r"(?P<special>.)")
+_PERCENT_RE = re.compile(r"(?P<special>%\{)|(?P<PUNCT>%)")
+_PUNCT_RE = re.compile(r"(?P<PUNCT>.)", re.DOTALL)
+
+_RE_BY_FIRST_CHAR: dict[str, re.Pattern[str]] = {
+    **dict.fromkeys(" \t\r\n/", _SKIP_RE),
+    **dict.fromkeys("ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ_", _WORD_RE),
+    **dict.fromkeys("0123456789abcdefABCDEF", _NUMERIC_RE),
+    ".": _DOT_RE,
+    "-": _DASH_RE,
+    ":": _COLON_RE,
+    '"': _QUOTE_RE,
+    "`": _QUOTE_RE,
+    "%": _PERCENT_RE,
+}
 _KIND_BY_GROUP = {kind.value: kind for kind in TokenKind}
 
 
@@ -167,27 +185,31 @@ class _Scanner:
 
     def run(self) -> list[Token]:
         """Tokenize the whole text; the list ends with an EOF token."""
-        text, tokens, master = self.text, self.tokens, _MASTER
+        text, tokens = self.text, self.tokens
+        kinds, regex_for, punct = _KIND_BY_GROUP, _RE_BY_FIRST_CHAR.get, _PUNCT_RE
         n = len(text)
-        while self.pos < n:
-            m = master.match(text, self.pos)
-            assert m is not None  # PUNCT matches any character
+        pos, line = 0, 1
+        while pos < n:
+            m = regex_for(text[pos], punct).match(text, pos)
+            assert m is not None  # every table regex matches its first character
             group = m.lastgroup
-            if group == "ws":
-                self.line += m.group().count("\n")
-                self.pos = m.end()
-            elif group == "cpp":
-                self.pos = m.end()
-            elif group == "special":
-                self.special(m.group())
-            elif group == "slow":
-                self.word_or_number()
+            if group == "skip":
+                line += m.group().count("\n")
+                pos = m.end()
+            elif group == "special" or group == "slow":
+                self.pos, self.line = pos, line
+                if group == "special":
+                    self.special(m.group())
+                else:
+                    self.word_or_number()
+                pos, line = self.pos, self.line
             else:
                 raw = m.group()
                 value = raw[2:] if group == "OPTION" else raw
-                tokens.append(Token(_KIND_BY_GROUP[group], value, raw, self.line, self.line))
-                self.pos = m.end()
-        tokens.append(Token(TokenKind.EOF, "", "", self.line, self.line))
+                tokens.append(Token(kinds[group], value, raw, line, line))
+                pos = m.end()
+        self.pos, self.line = pos, line
+        tokens.append(Token(TokenKind.EOF, "", "", line, line))
         return tokens
 
     def special(self, opener: str) -> None:

@@ -98,7 +98,6 @@ _MAX_TCP_OPTION_BYTES = 40  # 60-byte TCP header minus the 20 fixed bytes
 _VALID_TCP_FLAGS = frozenset(".FSRPEWAU01234567")
 _ECN_TCP_FLAGS = frozenset("EWA")
 _IP_ECN_WORDS = frozenset({"noecn", "ect0", "ect1", "ect01", "ce"})
-_TIME_STARTS = frozenset({"+", "*"})
 _U8, _U16, _U20, _U32 = 0xFF, 0xFFFF, 0xFFFFF, 0xFFFFFFFF
 
 
@@ -117,20 +116,23 @@ def parse_time_usecs(text: str) -> int:
 class _Parser:
     """One parse of one script: the token list, a cursor and the error context."""
 
-    __slots__ = ("tokens", "pos", "path", "defines")
+    __slots__ = ("tokens", "pos", "path", "defines", "stmt_start")
 
     def __init__(self, tokens: list[Token], path: str, defines: dict[str, str]) -> None:
         self.tokens = tokens
         self.pos = 0
         self.path = path
         self.defines = defines
+        self.stmt_start = 0  # index of the first token of the statement being parsed
 
     # ------------------------------------------------------------------ token helpers
 
     def peek(self, ahead: int = 0) -> Token:
         """The token ``ahead`` positions after the cursor (EOF past the end)."""
-        i = self.pos + ahead
-        return self.tokens[i] if i < len(self.tokens) else self.tokens[-1]
+        try:
+            return self.tokens[self.pos + ahead]
+        except IndexError:
+            return self.tokens[-1]
 
     def advance(self) -> Token:
         """Consume and return the current token."""
@@ -142,7 +144,7 @@ class _Parser:
     def at_punct(self, ch: str, ahead: int = 0) -> bool:
         """Is the token ``ahead`` the single character ``ch``?"""
         tok = self.peek(ahead)
-        return tok.kind is TokenKind.PUNCT and tok.value == ch
+        return tok.value == ch and tok.kind is TokenKind.PUNCT
 
     def at_word(self, word: str, ahead: int = 0) -> bool:
         """Is the token ``ahead`` the word (or keyword) ``word``?"""
@@ -189,16 +191,21 @@ class _Parser:
     def fail(self, message: str) -> NoReturn:
         """Raise a syntax error at the current token, like packetdrill's yyerror().
 
-        When the offending token starts a later line than the previous token ends,
-        the statement was cut short: report it at the end of that previous line.
+        If a statement is cut short (the offending token is what starts the next
+        event, on a later line), the error is reported at the end of the line where
+        the statement stopped rather than on the following line.
         """
         tok = self.peek()
-        prev = self.tokens[self.pos - 1] if self.pos > 0 else None
-        if prev is not None and tok.line > prev.end_line:
-            raise PacketdrillSyntaxError(
-                self.path, prev.end_line, f"parse error at end of line: {message}"
-            )
-        near = tok.text if tok.kind is not TokenKind.EOF else "end of file"
+        if self.pos > self.stmt_start and _starts_event(tok):
+            prev = self.tokens[self.pos - 1]
+            if tok.line > prev.end_line:
+                raise PacketdrillSyntaxError(
+                    self.path, prev.end_line, f"parse error at end of line: {message}"
+                )
+        if tok.kind is TokenKind.EOF:
+            line = self.tokens[self.pos - 1].end_line if self.pos > 0 else tok.line
+            raise PacketdrillSyntaxError(self.path, line, f"parse error at end of file: {message}")
+        near = tok.text
         if "\n" in near:
             near = near.split("\n", 1)[0] + "..."
         raise PacketdrillSyntaxError(self.path, tok.line, f"parse error at '{near}': {message}")
@@ -231,13 +238,15 @@ class _Parser:
         events: list[Event] = []
         cleanup = None
         while self.peek().kind is not TokenKind.EOF:
+            self.stmt_start = self.pos
             if self.peek().kind is TokenKind.BACK_QUOTED and events:
+                if self.peek(1).kind is not TokenKind.EOF:
+                    self.fail("a command without a time must be the first or last line")
                 cleanup = self.command()
-                if self.peek().kind is not TokenKind.EOF:
-                    self.fail("a command without a time must be the last line")
                 break
             events.append(self.event())
         if not events:
+            self.stmt_start = self.pos
             self.fail("a script needs at least one timed event")
         return Script(
             path=self.path,
@@ -402,7 +411,7 @@ class _Parser:
                 break
             if tok.value in ("gre", "GREv0", "mpls"):
                 self.fail(f"{tok.value} encapsulation is not supported")
-            if tok.value not in ("ipv4", "ipv6") or self.peek(1).kind is TokenKind.OPTION:
+            if tok.value not in ("ipv4", "ipv6"):
                 break
             self.advance()
             ip = self.opt_ip_info()
@@ -500,19 +509,25 @@ class _Parser:
         )
 
     def tcp_flags(self) -> str:
-        """flags: WORD ['.'] | '.' | '-' (no flags); validated like tcp_packet.c."""
+        """flags: WORD ['.'] | '.' | '-' (none) | [WORD] '.N' (AccECN ACE count N).
+
+        Validated like tcp_packet.c: letters from ``.FSRPEWAU`` or one ACE digit 0-7.
+        """
         tok = self.peek()
-        if self.accept_punct("."):
-            return "."
         if self.accept_punct("-"):
             return ""
-        if tok.kind not in (TokenKind.WORD, TokenKind.INTEGER):
-            self.fail("expected TCP flags (e.g. S, S., P., F., R, .)")
-        self.advance()
-        flags = tok.value
-        if self.at_punct(".") and self.peek().line == tok.line:
+        flags = ""
+        if tok.kind is TokenKind.WORD:
+            flags = self.advance().value
+        nxt = self.peek()
+        if nxt.kind is TokenKind.PUNCT and nxt.value == ".":
             self.advance()
             flags += "."
+        elif nxt.kind is TokenKind.FLOAT and nxt.value.startswith("."):
+            self.advance()
+            flags += nxt.value
+        if not flags:
+            self.fail("expected TCP flags (e.g. S, S., P., F., R, .)")
         self.validate_tcp_flags(flags, tok)
         return flags
 
@@ -594,7 +609,9 @@ class _Parser:
         if name == "mss":
             self.advance()
             value, itok = self.expect_int("an MSS value")
-            return MssOption(self.check_range(value, _U16, itok, "mss value out of range"), line=line)
+            return MssOption(
+                self.check_range(value, _U16, itok, "mss value out of range"), line=line
+            )
         if name == "wscale":
             self.advance()
             if self.accept_punct("*"):
@@ -612,7 +629,9 @@ class _Parser:
             return Md5Option(self.md5_digest(), line=line)
         if name in ("FO", "FOEXP"):
             self.advance()
-            return FastOpenOption(self.fast_open_cookie(name == "FOEXP"), name == "FOEXP", line=line)
+            return FastOpenOption(
+                self.fast_open_cookie(name == "FOEXP"), name == "FOEXP", line=line
+            )
         self.fail("expected a TCP option (nop, eol, mss, wscale, sackOK, sack, TS, md5, FO, FOEXP)")
 
     def sack_blocks(self) -> tuple[tuple[int, int], ...]:
@@ -937,7 +956,7 @@ class _Parser:
         self.expect_field("sin_addr")
         tok = self.peek()
         if not (self.at_word("inet_addr") or self.at_word("inet6_addr")):
-            self.fail("expected inet_addr(\"...\")")
+            self.fail('expected inet_addr("...")')
         self.advance()
         self.expect_punct("(")
         stok = self.expect_kind(TokenKind.STRING, "a quoted address")
@@ -1005,7 +1024,9 @@ class _Parser:
     def sock_extended_err(self, open_tok: Token) -> SockExtendedErrExpr:
         """ee_errno, ee_origin, ee_type, ee_code, ee_info, ee_data (all expressions)."""
         values = []
-        for i, name in enumerate(("ee_errno", "ee_origin", "ee_type", "ee_code", "ee_info", "ee_data")):
+        for i, name in enumerate(
+            ("ee_errno", "ee_origin", "ee_type", "ee_code", "ee_info", "ee_data")
+        ):
             if i:
                 self.expect_punct(",")
             self.expect_field(name)
@@ -1024,6 +1045,16 @@ _STRUCT_BY_FIRST_FIELD = {
     "scm_sec": _Parser.scm_timestamping,
     "ee_errno": _Parser.sock_extended_err,
 }
+
+
+def _starts_event(tok: Token) -> bool:
+    """Could ``tok`` begin a new event (or end the script)?"""
+    kind = tok.kind
+    if kind is TokenKind.PUNCT:
+        return tok.value in "+*"
+    if kind in (TokenKind.INTEGER, TokenKind.FLOAT):
+        return not tok.value.startswith("-")
+    return kind in (TokenKind.EOF, TokenKind.BACK_QUOTED)
 
 
 def _is_hex(text: str) -> bool:
@@ -1046,13 +1077,12 @@ def parse_script(
     text: str, path: str = "<string>", defines: Mapping[str, str] | None = None
 ) -> Script:
     """Parse script ``text``; ``defines`` are ``-D NAME=value`` symbols (packetdrill -D)."""
+    parser = _Parser(tokenize(text, path), path, {})
     try:
-        tokens = tokenize(text, path)
-        return _Parser(tokens, path, {}).script(defines or {})
-    except PacketdrillSyntaxError:
-        raise
+        return parser.script(defines or {})
     except RecursionError:
-        raise PacketdrillSyntaxError(path, 0, "parse error: expression nested too deeply") from None
+        line = parser.peek().line
+        raise PacketdrillSyntaxError(path, line, "parse error: nested too deeply") from None
 
 
 def parse_file(path: str | os.PathLike[str], defines: Mapping[str, str] | None = None) -> Script:
@@ -1062,50 +1092,60 @@ def parse_file(path: str | os.PathLike[str], defines: Mapping[str, str] | None =
         with open(spath, encoding="utf-8", errors="replace") as f:
             text = f.read()
     except OSError as e:
-        raise PacketdrillSyntaxError(spath, 0, f"parse error opening script file: {e.strerror}") from e
+        raise PacketdrillSyntaxError(
+            spath, 0, f"parse error opening script file: {e.strerror}"
+        ) from e
     return parse_script(text, spath, defines)
 
 
 # --------------------------------------------------------------------------- shell commands
 
 _REDIRECT_FD = re.compile(r"(?<![^\s;|&])[0-9]+(?=>)")  # the "2" of "2>/dev/null"
-_ARITH = re.compile(r"\$\(\(([0-9+\-*/%() \t]+)\)\)")
+_ARITH = re.compile(r"\$\(\(([^()]*(?:\([^()]*\)[^()]*)*)\)\)")
 _SEPARATORS = frozenset({";", "&&", "||", "|", "&"})
 _REDIRECTS = frozenset({">", ">>", "&>", "&>>", ">&", "<", ">|"})
 
 
-def analyze_command(command: str, cwd: str | None = None) -> ShellEffects:
+def analyze_command(
+    command: str, cwd: str | None = None, defaults_path: str | None = None
+) -> ShellEffects:
     """Classify each simple command of a backquoted command and extract sysctl writes.
 
     Understands ``sysctl [-q] [-e] [-w] a.b=v ...``, ``[..]/set_sysctls.py
-    /proc/sys/a/b=v ...``, ``echo v > /proc/sys/a/b``, ``defaults.sh`` (read from
-    ``cwd``-relative path when given, so its own sysctls are included), the
-    ``/tmp/sysctl_restore_${PPID}.sh`` restore script and ``ip tcp_metrics flush``;
-    everything else is ``unsupported``.  Shell quoting, ``\\`` line continuations,
+    /proc/sys/a/b=v ...``, ``echo v > /proc/sys/a/b``, ``.../defaults.sh``, the
+    ``/tmp/sysctl_restore_${PPID}.sh`` restore script and ``ip tcp_metrics flush
+    all``; everything else is ``unsupported``.  Shell quoting, ``\\`` continuations,
     ``#`` comments, redirections and ``$((arithmetic))`` in values are handled.
+
+    A defaults.sh step carries that file's own sysctl writes when it can be read:
+    from ``cwd`` (the script's directory, where packetdrill runs commands) or else
+    from ``defaults_path`` (scripts written for the upstream tree refer to a
+    ``common/`` directory that may sit elsewhere here).
     """
-    return ShellEffects(tuple(_analyze(command, cwd, depth=0)))
+    return ShellEffects(tuple(_analyze(command, cwd, defaults_path, depth=0)))
 
 
-def _analyze(command: str, cwd: str | None, depth: int) -> list[ShellStep]:
+def _analyze(
+    command: str, cwd: str | None, defaults_path: str | None, depth: int
+) -> list[ShellStep]:
     """Steps of every line of ``command`` (``depth`` guards defaults.sh recursion)."""
     steps: list[ShellStep] = []
     text = command.replace("\\\r\n", " ").replace("\\\n", " ")
     for line in text.splitlines():
-        for words, redirect, connector, raw in _simple_commands(line):
-            steps.append(_classify(words, redirect, connector, raw, cwd, depth))
+        for words, redirect, connector in _simple_commands(line):
+            steps.append(_classify(words, redirect, connector, cwd, defaults_path, depth))
     return steps
 
 
-def _simple_commands(line: str) -> Iterable[tuple[list[str], str | None, str, str]]:
-    """Split a shell line into (words, stdout-target, connector, text) per simple command."""
+def _simple_commands(line: str) -> Iterable[tuple[list[str], str | None, str]]:
+    """Split a shell line into (words, stdout redirect target, connector) per simple command."""
     lexer = shlex.shlex(_REDIRECT_FD.sub("", line), posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     lexer.commenters = "#"
     try:
         tokens = list(lexer)
     except ValueError:  # unbalanced quotes: nothing we can interpret
-        yield [], None, "", line.strip()
+        yield [line.strip()], None, ""
         return
     words: list[str] = []
     redirect: str | None = None
@@ -1115,7 +1155,7 @@ def _simple_commands(line: str) -> Iterable[tuple[list[str], str | None, str, st
         tok = tokens[i]
         if tok in _SEPARATORS:
             if words:
-                yield words, redirect, connector, " ".join(words)
+                yield words, redirect, connector
             words, redirect, connector = [], None, tok
         elif tok in _REDIRECTS:
             target = tokens[i + 1] if i + 1 < len(tokens) else ""
@@ -1126,15 +1166,19 @@ def _simple_commands(line: str) -> Iterable[tuple[list[str], str | None, str, st
             words.append(tok)
         i += 1
     if words:
-        yield words, redirect, connector, " ".join(words)
+        yield words, redirect, connector
 
 
 def _classify(
-    words: list[str], redirect: str | None, connector: str, raw: str, cwd: str | None, depth: int
+    words: list[str],
+    redirect: str | None,
+    connector: str,
+    cwd: str | None,
+    defaults_path: str | None,
+    depth: int,
 ) -> ShellStep:
     """Turn one simple command into a ShellStep."""
-    if not words:
-        return ShellStep("unsupported", raw, connector=connector)
+    raw = shlex.join(words) + (f" > {redirect}" if redirect else "")
     prog = os.path.basename(words[0])
     args = words[1:]
     if prog == "sysctl":
@@ -1145,12 +1189,13 @@ def _classify(
         settings = _proc_sys_args(args)
         if settings is not None:
             return ShellStep("sysctl", raw, settings, connector)
-    elif prog == "echo" and redirect is not None and len(args) >= 1:
+    elif prog == "echo" and redirect is not None and args:
         step = _echo_redirect(args, redirect, raw, connector)
         if step is not None:
             return step
     elif prog == "defaults.sh" and not args:
-        return ShellStep("defaults", raw, _defaults_settings(words[0], cwd, depth), connector)
+        settings = _defaults_settings(words[0], cwd, defaults_path, depth)
+        return ShellStep("defaults", raw, settings, connector)
     elif prog.startswith("sysctl_restore_") and prog.endswith(".sh") and not args:
         return ShellStep("restore", raw, connector=connector)
     elif prog == "ip" and args[:3] == ["tcp_metrics", "flush", "all"]:
@@ -1193,15 +1238,14 @@ def _proc_sys_name(path: str) -> str | None:
 
 def _echo_redirect(args: list[str], target: str, raw: str, connector: str) -> ShellStep | None:
     """``echo V > /proc/sys/...`` (a sysctl) or ``> /sys/module/M/parameters/P``."""
-    flags = [a for a in args if a in ("-n", "-e")]
-    value = " ".join(a for a in args if a not in flags)
+    value = " ".join(a for a in args if a not in ("-n", "-e"))
     name = _proc_sys_name(target)
     if name is not None:
-        return ShellStep("sysctl", raw + f" > {target}", (SysctlSetting(name, _expand(value)),), connector)
+        return ShellStep("sysctl", raw, (SysctlSetting(name, _expand(value)),), connector)
     parts = target.strip("/").split("/")
     if len(parts) == 5 and parts[:2] == ["sys", "module"] and parts[3] == "parameters":
         setting = SysctlSetting(f"{parts[2]}.{parts[4]}", _expand(value))
-        return ShellStep("module_param", raw + f" > {target}", (setting,), connector)
+        return ShellStep("module_param", raw, (setting,), connector)
     return None
 
 
@@ -1209,26 +1253,87 @@ def _expand(value: str) -> str:
     """Evaluate ``$((integer arithmetic))`` the way bash would; other text is kept."""
 
     def arith(m: re.Match[str]) -> str:
-        expr = m.group(1).replace("/", "//")
-        if not re.fullmatch(r"[0-9+\-*/%() \t]+", expr):  # pragma: no cover - regex guards
-            return m.group(0)
         try:
-            return str(eval(expr, {"__builtins__": {}}, {}))  # noqa: S307 - digits/operators only
-        except (SyntaxError, ZeroDivisionError, ValueError):
+            return str(_eval_arith(m.group(1)))
+        except (ValueError, ZeroDivisionError):
             return m.group(0)
 
     return _ARITH.sub(arith, value)
 
 
-def _defaults_settings(path: str, cwd: str | None, depth: int) -> tuple[SysctlSetting, ...]:
-    """The sysctl writes of a defaults.sh file, if ``cwd`` lets us find and read it."""
-    if cwd is None or depth > 2:
+def _eval_arith(expr: str) -> int:
+    """Evaluate + - * / % and parentheses over integers (bash semantics, no eval())."""
+    tokens = re.findall(r"[0-9]+|[-+*/%()]", expr)
+    if "".join(tokens) != re.sub(r"\s+", "", expr):
+        raise ValueError(expr)
+    pos = 0
+
+    def atom() -> int:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise ValueError(expr)
+        tok = tokens[pos]
+        pos += 1
+        if tok == "(":
+            value = add()
+            if pos >= len(tokens) or tokens[pos] != ")":
+                raise ValueError(expr)
+            pos += 1
+            return value
+        if tok == "-":
+            return -atom()
+        if tok == "+":
+            return atom()
+        if tok.isdigit():
+            return int(tok)
+        raise ValueError(expr)
+
+    def mul() -> int:
+        nonlocal pos
+        value = atom()
+        while pos < len(tokens) and tokens[pos] in "*/%":
+            op = tokens[pos]
+            pos += 1
+            rhs = atom()
+            if op == "*":
+                value *= rhs
+            else:  # C semantics: truncate toward zero
+                quotient = abs(value) // abs(rhs) * (1 if (value >= 0) == (rhs > 0) else -1)
+                value = quotient if op == "/" else value - quotient * rhs
+        return value
+
+    def add() -> int:
+        nonlocal pos
+        value = mul()
+        while pos < len(tokens) and tokens[pos] in "+-":
+            op = tokens[pos]
+            pos += 1
+            value = value + mul() if op == "+" else value - mul()
+        return value
+
+    result = add()
+    if pos != len(tokens):
+        raise ValueError(expr)
+    return result
+
+
+def _defaults_settings(
+    path: str, cwd: str | None, defaults_path: str | None, depth: int
+) -> tuple[SysctlSetting, ...]:
+    """The sysctl writes of a defaults.sh file, found via ``cwd`` or ``defaults_path``."""
+    if depth > 2:
         return ()
-    full = os.path.normpath(os.path.join(cwd, path))
-    try:
-        with open(full, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return ()
-    steps = _analyze(text, os.path.dirname(full), depth + 1)
-    return tuple(s for step in steps if step.kind == "sysctl" for s in step.sysctls)
+    candidates = []
+    if cwd is not None:
+        candidates.append(os.path.normpath(os.path.join(cwd, path)))
+    if defaults_path is not None:
+        candidates.append(defaults_path)
+    for full in candidates:
+        try:
+            with open(full, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            continue
+        steps = _analyze(text, os.path.dirname(full), None, depth + 1)
+        return tuple(s for step in steps if step.kind == "sysctl" for s in step.sysctls)
+    return ()

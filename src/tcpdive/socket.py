@@ -302,8 +302,6 @@ class Socket:
         if not aq:
             raise oserror(E.EAGAIN)
         child = aq.popleft()
-        if child.bind_bucket is None and child.state == S.TCP_CLOSE:
-            pass
         ns = Socket(self.net, AF_INET, SOCK_STREAM, 0, _sk=child)
         child.parent = None
         return ns
@@ -590,24 +588,22 @@ class Socket:
         if not self.is_tcp:
             sk.shutdown(how)
             return
-        mask = how + 1
-        if sk.state in (S.TCP_CLOSE, S.TCP_LISTEN, S.TCP_SYN_SENT) and sk.state != S.TCP_SYN_SENT:
-            if sk.state == S.TCP_LISTEN and mask & S.RCV_SHUTDOWN:
-                from .tcp.tcp import tcp_disconnect
+        from .tcp.tcp import sk_wake, tcp_disconnect, tcp_shutdown
 
+        mask = how + 1                      # SHUT_RD -> RCV_SHUTDOWN, SHUT_WR -> SEND_SHUTDOWN
+        state = sk.state
+        if state == S.TCP_LISTEN:
+            if mask & S.RCV_SHUTDOWN:       # inet_shutdown: a listener is disconnected
                 tcp_disconnect(sk)
-                return
-            raise oserror(E.ENOTCONN)
-        sk.sk_shutdown |= mask & S.RCV_SHUTDOWN
-        if sk.state == S.TCP_SYN_SENT:
-            from .tcp.tcp import tcp_disconnect
-
+            return
+        if state == S.TCP_SYN_SENT:
             tcp_disconnect(sk)
             return
-        from .tcp.tcp import sk_wake, tcp_shutdown
-
+        sk.sk_shutdown |= mask
         tcp_shutdown(sk, mask)
         sk_wake(sk)
+        if state == S.TCP_CLOSE:
+            raise oserror(E.ENOTCONN)       # flags set anyway, as Linux does
 
     def close(self) -> None:
         """close(): release the fd; TCP goes on closing in the kernel (orphan) (``tcp_close``)."""

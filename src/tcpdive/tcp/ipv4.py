@@ -145,7 +145,7 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
             return
         return
     if state == S.TCP_SYN_SENT:
-        skb.seq = skb.seq  # raw: irs unknown yet
+        # seq stays raw (irs is learnt from this segment); ack is relative to our iss
         skb.ack_seq = unwrap(skb.ack_seq, sk.snd_una)
         skb.end_seq = skb.seq + len(skb.data) + (1 if skb.flags & SYN else 0) + (
             1 if skb.flags & FIN else 0)

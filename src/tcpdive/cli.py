@@ -42,25 +42,52 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     _print_result(res, verbose=True)
     if args.pcap:
         print(f"\n   pcap written to {args.pcap}")
+    if args.report:
+        from .tools.report import write_report
+
+        write_report(args.report, [res])
+        print(f"   report written to {args.report}")
     return 0 if res.ok else 1
+
+
+def _progress(i: int, n: int, name: str, t0: float) -> None:
+    """One-line progress bar on stderr (a TTY) or a plain line (a pipe)."""
+    width = 28
+    done = int(width * i / n)
+    bar = "#" * done + "-" * (width - done)
+    msg = f"[{bar}] {i}/{n} {name} ({time.perf_counter() - t0:.1f} s)"
+    if sys.stderr.isatty():
+        print("\r" + msg.ljust(79), end="" if i < n else "\n", file=sys.stderr, flush=True)
+    else:
+        print(msg, file=sys.stderr, flush=True)
 
 
 def cmd_tour(args: argparse.Namespace) -> int:
     from .scenarios import Options, load_all
 
     reg = load_all()
+    names = list(reg)
+    if args.only:
+        names = [n for n in names if n in args.only]
     t0 = time.perf_counter()
     failed = 0
     results = []
-    for i, sc in enumerate(reg.values(), 1):
-        print(f"[{i}/{len(reg)}] {sc.name} ...", flush=True)
+    for i, name in enumerate(names, 1):
+        sc = reg[name]
+        _progress(i - 1, len(names), sc.name, t0)
         res = sc.run(Options(seed=args.seed))
         results.append(res)
-        _print_result(res, verbose=not args.quiet)
         failed += not res.ok
+        _progress(i, len(names), sc.name, t0)
+        _print_result(res, verbose=not args.quiet)
         print()
     dt = time.perf_counter() - t0
     print(f"{len(results) - failed} passed, {failed} failed ({dt:.1f} s wall)")
+    if args.report:
+        from .tools.report import write_report
+
+        write_report(args.report, results, dt)
+        print(f"report written to {args.report}")
     return 1 if failed else 0
 
 
@@ -84,6 +111,10 @@ def cmd_sysctl(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "real", False):
+        from .real.bench import run_real_bench
+
+        return run_real_bench(quick=args.quick)
     from .tools.bench import run_bench
 
     return run_bench(quick=args.quick)
@@ -98,12 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tour", help="replay the article's experiments and check each claim")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("-q", "--quiet", action="store_true", help="claims only, no evidence")
+    t.add_argument("--report", metavar="FILE", default="tcpdive-report.html",
+                   help="write the HTML report here (default ./tcpdive-report.html; '' for none)")
+    t.add_argument("--only", action="append", metavar="NAME", help="run only these scenarios")
     t.set_defaults(fn=cmd_tour)
     s = sub.add_parser("scenario", help="run one experiment: tcpdive scenario handshake")
     s.add_argument("name")
     s.add_argument("--sysctl", action="append", type=_parse_sysctl, metavar="NAME=VALUE")
     s.add_argument("--pcap", metavar="FILE", help="write every packet to a pcap file")
     s.add_argument("--trace", action="store_true", help="print tracepoint events")
+    s.add_argument("--report", metavar="FILE", help="also write an HTML report of this scenario")
     s.add_argument("--seed", type=int, default=1)
     s.set_defaults(fn=cmd_scenario)
     y = sub.add_parser("sysctl", help="list tcpdive's sysctls like `sysctl -a | grep PATTERN`")
@@ -113,7 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     y.set_defaults(fn=cmd_sysctl)
     b = sub.add_parser("bench", help="print simulator speed and memory figures next to Linux")
     b.add_argument("--quick", action="store_true", help="smaller runs")
+    b.add_argument("--real", action="store_true",
+                   help="bulk tcpdive <-> kernel over TUN (root) next to kernel <-> kernel over veth")
     b.set_defaults(fn=cmd_bench)
+    from .real.cli import add_parser as add_real_parser
+
+    add_real_parser(sub)
     return p
 
 

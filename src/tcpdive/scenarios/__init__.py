@@ -73,7 +73,20 @@ def scenario(name: str, title: str, article: str) -> Callable[[Callable[[Options
     return deco
 
 
-def load_all() -> dict[str, Scenario]:
-    from . import handshake  # noqa: F401
+#: the issue's numbering (1-12): the tour runs and reports them in this order
+ORDER = ["handshake", "receive-path", "client-port-exhaustion", "connection-pool", "server-time-wait",
+         "tw-recycle-nat", "tcp-keepalive", "zombie-connection", "http-vs-tcp-keepalive",
+         "load-balancer-idle-timeout", "retransmission", "orphan-retries"]
 
-    return REGISTRY
+
+def load_all() -> dict[str, Scenario]:
+    """Import every scenario module and return the registry in the article's (issue's) order."""
+    import importlib
+
+    for mod in ("handshake", "receive_path", "port_exhaustion", "connection_pool", "server_time_wait",
+                "tw_recycle_nat", "keepalive", "zombie", "http_vs_tcp_keepalive", "lb_idle_timeout",
+                "retransmission", "orphan_retries"):
+        importlib.import_module(f"{__name__}.{mod}")
+    rank = {n: i for i, n in enumerate(ORDER)}
+    ordered = sorted(REGISTRY, key=lambda n: rank.get(n, len(ORDER)))
+    return {n: REGISTRY[n] for n in ordered}

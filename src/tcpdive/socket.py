@@ -688,6 +688,23 @@ class Socket:
             return 0
         raise oserror(E.ENOTTY if hasattr(E, "ENOTTY") else 25)
 
+    def locked(self):
+        """Hold the socket as a syscall does (``lock_sock`` ... ``release_sock``): segments that
+        arrive meanwhile wait in the backlog and are processed on release. A context manager."""
+        from contextlib import contextmanager
+
+        from .tcp.tcp import lock_sock, release_sock
+
+        @contextmanager
+        def _held():
+            lock_sock(self.sk)
+            try:
+                yield self
+            finally:
+                release_sock(self.sk)
+
+        return _held()
+
     def __enter__(self) -> Socket:
         return self
 

@@ -6,15 +6,14 @@ the socket is owned by the user, in which case ``tcp_add_backlog`` queues it; in
 receive queue) and the slow path (``tcp_ack``, ``tcp_data_queue``, the out-of-order queue) for
 anything unusual; ``recv()`` (``tcp_recvmsg``) then copies from the receive queue.
 
-What differs: tcpdive has no ``release_sock`` yet (core gap): the scenario plays it, marking the
-socket owned (``lock_sock``) and afterwards feeding the backlog to ``tcp_v4_do_rcv`` as
-``__release_sock`` does. Prequeue is gone since 4.14, as the article notes.
+What differs: in a simulation a syscall takes no virtual time, so the scenario holds the socket
+explicitly (``Socket.locked()``: ``lock_sock`` ... ``release_sock``, whose ``__release_sock``
+feeds the backlog to ``tcp_v4_do_rcv``). Prequeue is gone since 4.14, as the article notes.
 """
 
 from __future__ import annotations
 
 from ..socket import SHUT_WR
-from ..tcp.ipv4 import tcp_v4_do_rcv
 from . import Options, Result, scenario
 from ._common import Recorder, add_ladder, apply_sysctls, finish, make_world
 
@@ -73,19 +72,12 @@ def run(opts: Options) -> Result:
     got += s.recv(65536)
     # 3. owned by the application: backlog
     phase[0] = "owned by user"
-    s.sk.owned_by_user = True                 # lock_sock()
-    c.sendall(b"e" * 300)
-    w.run_for(0.05)
-    backlog = len(s.sk.backlog or [])
-    before = s.sk.rcv_queue_bytes if hasattr(s.sk, "rcv_queue_bytes") else -1
-    s.sk.owned_by_user = False                # release_sock(): __release_sock drains the backlog
-    phase[0] = "release_sock"
-    bl, s.sk.backlog = s.sk.backlog or [], None
-    for skb in bl:
-        tcp_v4_do_rcv(s.sk, skb)
-        if skb.path is not None:
-            skb.path.append("(release_sock)")
-            server.trace.path.emit(server, skb.path, skb)
+    with s.locked():                          # lock_sock() ... release_sock()
+        c.sendall(b"e" * 300)
+        w.run_for(0.05)
+        backlog = len(s.sk.backlog or [])
+        before = s.sk.rcv_queue_bytes
+        phase[0] = "release_sock"
     w.run_for(0.05)
     tail = s.recv(65536)
     # 4. odd flags: data with FIN (shutdown(SHUT_WR) right after send)
@@ -117,7 +109,7 @@ def run(opts: Options) -> Result:
     res.check("a segment with FIN set leaves the fast path and reaches tcp_fin",
               urg and any("(slow)" in p for p in urg) and last == b"bye", urg[-1] if urg else "(none)")
     res.check("while the application owns the socket the segment goes to the backlog (tcp_add_backlog)",
-              backlog == 1 and own and "tcp_add_backlog -> tcp_v4_do_rcv" in own[0], own[0] if own else "")
+              backlog == 1 and own and "tcp_add_backlog -> release_sock -> tcp_v4_do_rcv" in own[0], own[0] if own else "")
     res.check("release_sock processes the backlog; recv() then returns the data",
               tail == b"e" * 300 and before == 0, f"{len(tail)} bytes")
     finish(w)

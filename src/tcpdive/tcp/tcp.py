@@ -65,6 +65,27 @@ def tcp_set_state(sk: TcpSock, state: int, quiet: bool = False) -> None:
         tp.emit(sk, old, state, net.clock.now_us())
 
 
+def lock_sock(sk: TcpSock) -> None:
+    """The application takes the socket (``lock_sock``): softirq input now goes to the backlog."""
+    sk.owned_by_user = True
+
+
+def release_sock(sk: TcpSock) -> None:
+    """The application lets go (``release_sock`` / ``__release_sock``): process the backlog
+    through ``sk_backlog_rcv`` = ``tcp_v4_do_rcv``, in arrival order."""
+    from .ipv4 import tcp_v4_do_rcv
+
+    while sk.backlog:
+        queue, sk.backlog = sk.backlog, None
+        for skb in queue:
+            if skb.path is not None:
+                skb.path.append("release_sock")
+            tcp_v4_do_rcv(sk, skb)
+            if skb.path is not None:
+                sk.net.trace.path.emit(sk.net, skb.path, skb)
+    sk.owned_by_user = False
+
+
 def tcp_clear_xmit_timers(sk: TcpSock) -> None:
     sk.retransmit_timer.cancel()
     sk.delack_timer.cancel()

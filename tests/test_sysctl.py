@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tcpdive.ktime import HZ
+from tcpdive.packetdrill import corpus_root
 from tcpdive.sysctl import TABLE, Sysctl
 
 # `sysctl -n` of every knob on a fresh Linux 6.18 namespace (nominal 8 GiB host where sized by RAM).
@@ -520,7 +521,7 @@ def test_knob_rows_name_their_linux_handler() -> None:
 
 # -- packetdrill's sysctl lines ----------------------------------------------------------------------
 
-PACKETDRILL = Path(__file__).resolve().parents[2] / "shared" / "packetdrill"
+PACKETDRILL = corpus_root() or Path("/nonexistent")
 _ASSIGN = re.compile(r'(/proc/sys/[\w/]+|net\.(?:ipv4|core)\.\w+)=("[^"]*"|[^\s`\\]+)')
 # Google-internal knob; the scripts tolerate its absence (`... &> /dev/null || ip tcp_metrics flush`).
 _NOT_IN_LINUX = {"tcp_fastopen_cookies"}

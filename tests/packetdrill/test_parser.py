@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcpdive.packetdrill import corpus_root
 from tcpdive.packetdrill.ast import (
     AssignExpr,
     BinaryExpr,
@@ -66,10 +67,10 @@ from tcpdive.packetdrill.symbols import CODE_SYMBOLS, ERRNO, SYMBOLS, resolve, r
 
 HERE = Path(__file__).parent
 SCRIPTS = HERE / "scripts"
-CORPUS_ROOT = Path("/work/shared/packetdrill")
+CORPUS_ROOT = corpus_root() or Path("/nonexistent/shared/packetdrill")
 CORPUS = CORPUS_ROOT / "tcp"
 CORPUS_FILES = sorted(CORPUS.rglob("*.pkt")) if CORPUS.is_dir() else []
-NO_CORPUS = "Linux packetdrill corpus not found at /work/shared/packetdrill/tcp"
+NO_CORPUS = "Linux packetdrill corpus not found (../shared/packetdrill beside the repo)"
 
 # Corpus scripts that cannot be parsed, with the reason (none at present).
 CORPUS_XFAIL: dict[str, str] = {}

@@ -434,14 +434,24 @@ class Socket:
                 raise
             return self._run_blocking(self._asend_wait(data, flags))
 
-    async def _asend_wait(self, data, flags: int) -> int:
+    async def _retry(self, ready: Callable[[], bool], attempt: Callable[[], Any],
+                     timeout_errno: int | None = None) -> Any:
+        """Sleep until ``ready``, try again, repeat while it would still block (EAGAIN)."""
         while True:
-            await self._wait(self._send_ready, self.timeout)
             try:
-                return self._send_now(data, flags)
+                await self._wait(ready, self.timeout)
+            except TimeoutError:
+                if timeout_errno is None:
+                    raise
+                raise oserror(timeout_errno, "timed out") from None
+            try:
+                return attempt()
             except OSError as e:
                 if e.errno != E.EAGAIN:
                     raise
+
+    async def _asend_wait(self, data, flags: int) -> int:
+        return await self._retry(self._send_ready, lambda: self._send_now(data, flags))
 
     async def asend(self, data: bytes, flags: int = 0) -> int:
         self._check_open()
@@ -512,16 +522,7 @@ class Socket:
         return out
 
     async def _arecv_wait(self, n: int, flags: int) -> bytes:
-        while True:
-            try:
-                await self._wait(self._recv_ready, self.timeout)
-            except TimeoutError:
-                raise oserror(E.EAGAIN, "recv timed out") from None
-            try:
-                return self._recv_now(n, flags)
-            except OSError as e:
-                if e.errno != E.EAGAIN:
-                    raise
+        return await self._retry(self._recv_ready, lambda: self._recv_now(n, flags), E.EAGAIN)
 
     async def arecv(self, n: int, flags: int = 0) -> bytes:
         self._check_open()

@@ -236,16 +236,11 @@ class Netns:
         assert iph is not None
         if len(data) != iph.tot_len:
             data = data[: iph.tot_len]                  # strip link padding (pskb_trim_rcsum)
-        hooks = self.nf_hooks[NF_INET_PRE_ROUTING]
-        if hooks:
-            data2 = self._nf_run(hooks, data, dev)
-            if data2 is None:
+        if self.nf_hooks[NF_INET_PRE_ROUTING]:
+            got = self._nf_hook_in(NF_INET_PRE_ROUTING, data, dev, iph)
+            if got is None:
                 return
-            if data2 is not data:
-                data = data2
-                _, iph = ip_parse(data)
-                if iph is None:
-                    return
+            data, iph = got
         daddr = iph.daddr
         if daddr in self.local_addrs or (dev is self.lo and (daddr >> 24) == 127):
             self.ip_local_deliver(dev, iph, data)
@@ -261,16 +256,11 @@ class Netns:
             self.mib["IpReasmFails"] += 1                # no reassembly: we never fragment
             self.drop(data, "IP_FRAG")
             return
-        hooks = self.nf_hooks[NF_INET_LOCAL_IN]
-        if hooks:
-            data2 = self._nf_run(hooks, data, dev)
-            if data2 is None:
+        if self.nf_hooks[NF_INET_LOCAL_IN]:
+            got = self._nf_hook_in(NF_INET_LOCAL_IN, data, dev, iph)
+            if got is None:
                 return
-            if data2 is not data:
-                data = data2
-                _, iph = ip_parse(data)
-                if iph is None:
-                    return
+            data, iph = got
         self.mib["IpInDelivers"] += 1
         proto = iph.protocol
         off = iph.ihl * 4
@@ -369,6 +359,17 @@ class Netns:
         while backlog:
             dev, data = backlog.popleft()
             self.netif_receive(dev, data)
+
+    def _nf_hook_in(self, hooknum: int, data: bytes, dev: NetDevice, iph):
+        """Run an input-side hook; re-parse the header if a hook rewrote the datagram (NAT)."""
+        out = self._nf_run(self.nf_hooks[hooknum], data, dev)
+        if out is None:
+            return None
+        if out is not data:
+            _, iph = ip_parse(out)
+            if iph is None:
+                return None
+        return out, iph
 
     def _nf_run(self, hooks: list[NfHook], data: bytes, dev: NetDevice) -> bytes | None:
         for hook in hooks:

@@ -120,6 +120,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(quick=args.quick)
 
 
+def cmd_packetdrill(args: argparse.Namespace) -> int:
+    """Run packetdrill scripts against a fresh tcpdive host each, in virtual time."""
+    from .packetdrill.runner import collect_scripts, run_script, summary
+
+    paths = collect_scripts(args.paths)
+    if not paths:
+        print("tcpdive packetdrill: no .pkt scripts found", file=sys.stderr)
+        return 2
+    results = []
+    for path in paths:
+        res = run_script(path, tolerance_usecs=args.tolerance_usecs,
+                         strict_segments=args.strict_segments, verbose=args.verbose)
+        results.append(res)
+        print(res.line(), flush=True)
+        if args.verbose:
+            for line in res.trace:
+                print("    " + line)
+            if res.verdict in ("FAIL", "ERROR") and res.details != res.reason:
+                for line in res.details.splitlines():
+                    print("    " + line)
+    print(summary(results))
+    return 0 if all(r.verdict in ("PASS", "SKIP") for r in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tcpdive",
@@ -151,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--real", action="store_true",
                    help="bulk tcpdive <-> kernel over TUN (root) next to kernel <-> kernel over veth")
     b.set_defaults(fn=cmd_bench)
+    d = sub.add_parser("packetdrill", help="run Linux packetdrill scripts against tcpdive")
+    d.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    d.add_argument("--tolerance_usecs", type=int, default=None,
+                   help="timing tolerance (default: the script's, else 4000)")
+    d.add_argument("--strict_segments", action="store_true",
+                   help="do not merge consecutive segments to match one scripted packet")
+    d.add_argument("-v", "--verbose", action="store_true", help="packet trace and full dumps")
+    d.set_defaults(fn=cmd_packetdrill)
     from .real.cli import add_parser as add_real_parser
 
     add_real_parser(sub)

@@ -615,6 +615,17 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
             sk.icsk_backoff = 0
             sk.icsk_probes_tstamp = 0
             inet_csk_clear_xmit_timer(sk)
+        elif sk.write_queue and sk.icsk_pending == S.ICSK_TIME_PROBE0:
+            # tcp_ack_probe: the window is still shut; the probe timer restarts from this
+            # ACK with the current backoff (tcp_probe0_when), clamped to TCP_USER_TIMEOUT
+            from .output import (
+                tcp_clamp_probe0_to_user_timeout,
+                tcp_probe0_when,
+                tcp_reset_xmit_timer,
+            )
+
+            tcp_reset_xmit_timer(sk, S.ICSK_TIME_PROBE0, tcp_clamp_probe0_to_user_timeout(
+                sk, tcp_probe0_when(sk, S.TCP_RTO_MAX)))
         return 1
     cflag, acked, seq_rtt = tcp_clean_rtx_queue(sk, prior_snd_una, now)
     flag |= cflag

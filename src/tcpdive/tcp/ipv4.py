@@ -134,8 +134,10 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
             # tcp_v4_cookie_check: a final ACK for a SYN-ACK sent with a cookie
             from .syncookies import cookie_v4_check
 
+            # tcp_v4_do_rcv: NULL (a valid cookie whose child could not be made, e.g. accept
+            # queue full) is dropped silently; the listener itself (no cookie) -> RST
             nsk = cookie_v4_check(sk, skb)
-            if nsk is None:
+            if nsk is sk:
                 tcp_v4_send_reset(sk.net, skb)
             return
         if skb.flags & SYN:
@@ -226,8 +228,7 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
     syncookies = sc.tcp_syncookies
     if syncookies == 2 or (sk.syn_queue_len >= sk.max_ack_backlog and syncookies):
         want_cookie = True
-        if syncookies != 2:
-            mib["TcpExtTCPReqQFullDoCookies"] += 1
+        mib["TcpExtTCPReqQFullDoCookies"] += 1   # tcp_syn_flood_action counts mode 2 too
     elif sk.syn_queue_len >= sk.max_ack_backlog:
         mib["TcpExtTCPReqQFullDrop"] += 1
         mib["TcpExtListenDrops"] += 1
@@ -289,6 +290,7 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
         req.snt_isn = cookie_v4_init_sequence(sk, req, skb, peer_mss)
         req.mss = advmss
         req.cookie = True
+        sk.last_synq_overflow = net.clock.now_us()     # tcp_synq_overflow
         mib["TcpExtSyncookiesSent"] += 1
         tcp_v4_send_synack(req)
         return
@@ -429,7 +431,9 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     tcp_sync_mss(child, net.route_mtu(child.daddr))
     child.ack_rcv_mss = min(child.advmss, child.mss_cache) or S.TCP_MSS_DEFAULT
     # RTT of the handshake (tcp_synack_rtt_meas), unless the SYN-ACK was retransmitted
-    if req.num_retrans == 0 and req.snt_synack:
+    # tcp_synack_rtt_meas: Linux tests snt_synack != 0; here 0 is a valid virtual time, so a
+    # request without a SYN-ACK timestamp (a syncookie) carries None instead
+    if req.num_retrans == 0 and req.snt_synack is not None:
         from .rtt import tcp_ack_update_rtt
 
         tcp_ack_update_rtt(child, max(net.clock.now_us() - req.snt_synack, 1))

@@ -716,4 +716,16 @@ def tcp_send_probe0(sk: TcpSock) -> None:
         timeout = tcp_probe0_when(sk, TCP_RTO_MAX)
     else:
         timeout = TCP_RESOURCE_PROBE_INTERVAL
+    timeout = tcp_clamp_probe0_to_user_timeout(sk, timeout)
     tcp_reset_xmit_timer(sk, ICSK_TIME_PROBE0, timeout)
+
+
+def tcp_clamp_probe0_to_user_timeout(sk: TcpSock, when: int) -> int:
+    """Do not sleep past TCP_USER_TIMEOUT while probing a zero window
+    (``tcp_clamp_probe0_to_user_timeout``); at least TCP_TIMEOUT_MIN (2 jiffies)."""
+    user_timeout = sk.icsk_user_timeout
+    if not user_timeout or not sk.icsk_probes_tstamp:
+        return when
+    elapsed = max(sk.net.clock.now_us() // 1000 - sk.icsk_probes_tstamp, 0)
+    remaining = max((user_timeout - elapsed) * 1000, 2000)
+    return min(remaining, when)

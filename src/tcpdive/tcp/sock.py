@@ -131,6 +131,7 @@ class TcpSock:
         "ehashed", "hash_key", "sk_wmem_queued", "inet_id", "rcv_saddr", "zapped",
         # listener (inet_connection_sock accept queue)
         "max_ack_backlog", "accept_queue", "syn_queue_len", "parent", "listen_hashed",
+        "last_synq_overflow",   # us of the last SYN cookie sent (tcp_synq_overflow), or None
         # inet_connection_sock
         "icsk_rto", "icsk_backoff", "icsk_retransmits", "icsk_probes_out", "icsk_pending",
         "icsk_timeout", "icsk_ca_state", "icsk_user_timeout", "icsk_syn_retries",
@@ -211,6 +212,7 @@ class TcpSock:
         self.max_ack_backlog = 0
         self.accept_queue = None
         self.syn_queue_len = 0
+        self.last_synq_overflow = None
         self.parent = None
         self.icsk_rto = TCP_TIMEOUT_INIT
         self.icsk_backoff = 0

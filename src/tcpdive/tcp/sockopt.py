@@ -201,6 +201,11 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
             if not 0 <= v <= 255:
                 raise oserror(E.EINVAL)
             sk.ttl = v
+        elif optname == 10:                                      # IP_MTU_DISCOVER
+            # do_ip_setsockopt: IP_PMTUDISC_DONT..IP_PMTUDISC_OMIT; tcpdive never fragments,
+            # so the mode is recorded nowhere (segments always leave with DF set)
+            if not 0 <= v <= 5:
+                raise oserror(E.EINVAL)
         else:
             raise oserror(E.ENOPROTOOPT, f"SOL_IP option {optname}")
         return

@@ -64,14 +64,22 @@ def cookie_v4_init_sequence(listener: TcpSock, req: RequestSock, skb: SKB, peer_
 
 
 def cookie_v4_check(listener: TcpSock, skb: SKB):
-    """Validate a final ACK against the cookie and create the child (``cookie_v4_check``)."""
+    """Validate a final ACK against the cookie and create the child (``cookie_v4_check``).
+
+    Returns the child; ``listener`` when the ACK is no (valid) cookie (the caller answers RST);
+    None when the cookie was good but no child could be made (accept queue full: dropped)."""
     from .ipv4 import secure_tcp_ts_off, tcp_child_process, tcp_v4_syn_recv_sock
     from .minisocks import RequestSock
 
     net = listener.net
     sc = net.sysctl
-    if not sc.tcp_syncookies or skb.flags & 0x02:
-        return None
+    if not sc.tcp_syncookies or skb.flags & 0x06:
+        return listener
+    # tcp_synq_no_recent_overflow: cookies are only looked at within TCP_SYNCOOKIE_VALID (120 s)
+    # of the last cookie sent by this listener; otherwise the ACK is not a cookie at all
+    last = listener.last_synq_overflow
+    if last is None or not (last - 1_000_000 <= net.clock.now_us() <= last + 120_000_000):
+        return listener
     seq = (skb.seq - 1) & 0xFFFFFFFF
     cookie = (skb.ack_seq - 1) & 0xFFFFFFFF
     saddr, daddr, sport, dport = skb.saddr, skb.daddr, skb.sport, skb.dport
@@ -80,11 +88,11 @@ def cookie_v4_check(listener: TcpSock, skb: SKB):
     diff = (count - (cookie >> COOKIEBITS)) & (0xFFFFFFFF >> COOKIEBITS)
     if diff >= MAX_SYNCOOKIE_AGE:
         net.mib["TcpExtSyncookiesFailed"] += 1
-        return None
+        return listener
     mssind = (cookie - _cookie_hash(net, saddr, daddr, sport, dport, count - diff, 1)) & COOKIEMASK
     if mssind >= len(MSSTAB):
         net.mib["TcpExtSyncookiesFailed"] += 1
-        return None
+        return listener
     net.mib["TcpExtSyncookiesRecv"] += 1
     o = skb.opts
     req = RequestSock(listener)
@@ -121,7 +129,7 @@ def cookie_v4_check(listener: TcpSock, skb: SKB):
     req.rcv_wnd, req.window_clamp, req.rcv_wscale = tcp_select_initial_window(
         probe, tcp_win_from_space(listener, listener.sk_rcvbuf),
         req.mss - (12 if req.tstamp_ok else 0), req.wscale_ok)
-    req.snt_synack = 0
+    req.snt_synack = None               # no SYN-ACK RTT sample for a cookie (tcp_synack_rtt_meas)
     listener.syn_queue_len += 1       # tcp_v4_syn_recv_sock takes it off again
     child = tcp_v4_syn_recv_sock(listener, req, skb, req.peer_mss)
     if child is None:

@@ -94,7 +94,8 @@ def tcp_write_timeout(sk: TcpSock) -> bool:
         expired = sk.icsk_retransmits >= max_retransmits
     else:
         if retransmits_timed_out(sk, sc.tcp_retries1, 0):
-            net.mib["TcpExtTCPRetries1Advice"] += 0   # __dst_negative_advice: no route cache here
+            # __dst_negative_advice: Linux counts nothing (there is no route cache here to
+            # reset); the socket remembers that the advice was given.
             sk.pending_events |= 1
         retry_until = sc.tcp_retries2
         if sk.dead:
@@ -108,6 +109,9 @@ def tcp_write_timeout(sk: TcpSock) -> bool:
     if expired:
         tcp_write_err(sk)
         return True
+    # sk_rethink_txhash (net.core.txrehash=1): every RTO that does not give up picks a new
+    # flow hash and counts it (nstat's odd spelling; 10 for a failed connect() on Linux 6.18)
+    net.mib["TcpExtTcpTimeoutRehash"] += 1
     return False
 
 

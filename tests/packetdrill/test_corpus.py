@@ -1,0 +1,67 @@
+"""Linux's packetdrill TCP corpus against tcpdive: per-directory pass counts must not fall
+below the recorded baseline (tests/packetdrill/corpus_baseline.json, counts only).
+
+The corpus is third-party GPLv2 data, read in place from ../shared/packetdrill/tcp (or
+$TCPDIVE_PACKETDRILL_CORPUS); the test is skipped when it is absent.  Refresh the baseline
+after an improvement with ``TCPDIVE_UPDATE_BASELINE=1 pytest tests/packetdrill/test_corpus.py``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tcpdive.packetdrill.runner import collect_scripts, run_script
+
+HERE = Path(__file__).parent
+BASELINE = HERE / "corpus_baseline.json"
+CORPUS = Path(os.environ.get("TCPDIVE_PACKETDRILL_CORPUS",
+                             HERE.parents[2] / "shared" / "packetdrill" / "tcp"))
+DEFAULTS = CORPUS.parent / "defaults.sh"
+
+
+def _run_corpus() -> tuple[dict[str, list[int]], list[str]]:
+    counts: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    lines = []
+    for path in collect_scripts([str(CORPUS)]):
+        rel = os.path.relpath(path, CORPUS)
+        d = rel.split(os.sep)[0]
+        res = run_script(path, defaults_path=str(DEFAULTS), wall_limit_s=20.0)
+        c = counts[d]
+        if res.verdict == "PASS":
+            c[0] += 1
+        elif res.verdict == "SKIP":
+            c[2] += 1
+        else:
+            c[1] += 1
+        assert res.verdict in ("PASS", "FAIL", "ERROR", "SKIP")
+        assert res.verdict == "PASS" or res.reason, rel
+        lines.append(f"{res.verdict:5} {rel}: {res.reason[:200]}")
+    return dict(counts), lines
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"packetdrill corpus not found at {CORPUS}")
+def test_corpus_pass_counts_do_not_regress() -> None:
+    t0 = time.perf_counter()
+    counts, lines = _run_corpus()
+    wall = time.perf_counter() - t0
+    print(f"\npacketdrill corpus: {wall:.1f} s wall")
+    print(f"{'directory':20} passed failed skipped")
+    for d in sorted(counts):
+        p, f, s = counts[d]
+        print(f"{d:20} {p:6} {f:6} {s:7}")
+    total = [sum(c[i] for c in counts.values()) for i in range(3)]
+    print(f"{'total':20} {total[0]:6} {total[1]:6} {total[2]:7}")
+    passed = {d: c[0] for d, c in counts.items()}
+    if os.environ.get("TCPDIVE_UPDATE_BASELINE"):
+        BASELINE.write_text(json.dumps(dict(sorted(passed.items())), indent=1) + "\n")
+    baseline = json.loads(BASELINE.read_text())
+    worse = {d: (n, passed.get(d, 0)) for d, n in baseline.items() if passed.get(d, 0) < n}
+    assert not worse, "pass counts fell below the baseline (baseline, now): " + repr(worse) + \
+        "\n" + "\n".join(line for line in lines if not line.startswith(("PASS", "SKIP")))
+    assert wall < 180, f"corpus run took {wall:.0f} s"

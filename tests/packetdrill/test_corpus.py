@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tcpdive.packetdrill import corpus_root
 from tcpdive.packetdrill.runner import collect_scripts, run_script
 
 HERE = Path(__file__).parent
 BASELINE = HERE / "corpus_baseline.json"
 CORPUS = Path(os.environ.get("TCPDIVE_PACKETDRILL_CORPUS",
-                             HERE.parents[2] / "shared" / "packetdrill" / "tcp"))
+                             (corpus_root() or Path("/nonexistent")) / "tcp"))
 DEFAULTS = CORPUS.parent / "defaults.sh"
 
 

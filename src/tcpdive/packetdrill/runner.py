@@ -64,7 +64,15 @@ from .wire import ECN_BITS, LivePacket, build_tcp, encode_options, fmt_script_pa
 __all__ = ["ScriptResult", "run_script", "run_paths", "collect_scripts", "skip_reason",
            "DEFAULT_DEFAULTS_PATH", "OUT_OF_SCOPE_DIRS"]
 
-DEFAULT_DEFAULTS_PATH = "/work/shared/packetdrill/defaults.sh"
+def _default_defaults_path() -> str | None:
+    """shared/packetdrill/defaults.sh, the baseline every script's defaults.sh line maps to."""
+    from . import corpus_root
+
+    root = corpus_root()
+    return str(root / "defaults.sh") if root is not None else None
+
+
+DEFAULT_DEFAULTS_PATH = _default_defaults_path()
 OUT_OF_SCOPE_DIRS = ("fastopen", "zerocopy", "timestamping")
 DEFAULT_TOLERANCE_USECS = 4000
 TOLERANCE_PERCENT = 12.5

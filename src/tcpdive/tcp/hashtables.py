@@ -22,14 +22,41 @@ INET_TABLE_PERTURB_SIZE = 1 << 16
 
 
 class BindBucket:
-    """Owners of one local port (``inet_bind_bucket``). fastreuse < 0 marks connect()-made buckets."""
+    """Owners of one local port (``inet_bind_bucket``). fastreuse < 0 marks connect()-made buckets.
+
+    ``owners`` is a list while small (most ports have one or two owners, and a list is compact)
+    and becomes an insertion-ordered dict when a listener's accepted children pile up, so that
+    removing one stays O(1).
+    """
 
     __slots__ = ("port", "owners", "fastreuse")
+    _DICT_AT = 16
 
     def __init__(self, port: int, fastreuse: int) -> None:
         self.port = port
-        self.owners: list = []
+        self.owners: list | dict = []
         self.fastreuse = fastreuse
+
+    def add(self, sk) -> None:
+        owners = self.owners
+        if type(owners) is list:
+            owners.append(sk)
+            if len(owners) >= self._DICT_AT:
+                self.owners = dict.fromkeys(owners)
+        else:
+            owners[sk] = None
+
+    def remove(self, sk) -> None:
+        owners = self.owners
+        if type(owners) is list:
+            if sk in owners:
+                owners.remove(sk)
+        else:
+            owners.pop(sk, None)
+
+    def sole_owner(self, sk) -> bool:
+        owners = self.owners
+        return len(owners) == 1 and next(iter(owners)) is sk
 
 
 class InetHashinfo:
@@ -117,7 +144,7 @@ class InetHashinfo:
         tb = self.bhash.get(port)
         if tb is None:
             tb = self.bhash[port] = BindBucket(port, fastreuse)
-        tb.owners.append(sk)
+        tb.add(sk)
         sk.sport = port
         sk.bind_bucket = tb
         return tb
@@ -127,8 +154,7 @@ class InetHashinfo:
         tb = sk.bind_bucket
         if tb is None:
             return
-        if sk in tb.owners:
-            tb.owners.remove(sk)
+        tb.remove(sk)
         sk.bind_bucket = None
         if not tb.owners and self.bhash.get(tb.port) is tb:
             del self.bhash[tb.port]
@@ -200,7 +226,7 @@ class InetHashinfo:
             # bound already: sole owner of the port -> hash at once; otherwise the 4-tuple must
             # be unique or held by a TIME_WAIT that tcp_twsk_unique(twp=NULL) lets us take
             tb = sk.bind_bucket
-            if tb is not None and len(tb.owners) == 1 and tb.owners[0] is sk:
+            if tb is not None and tb.sole_owner(sk):
                 self.ehash_insert(sk, (sk.saddr, sk.sport, sk.daddr, sk.dport))
                 return
             if not self.check_established(sk, sk.sport, False):

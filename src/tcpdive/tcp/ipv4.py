@@ -465,7 +465,7 @@ def _inherit_port(hi, listener: TcpSock, child: TcpSock) -> None:
     """The child shares the listener's bind bucket (``__inet_inherit_port``)."""
     tb = listener.bind_bucket
     if tb is not None:
-        tb.owners.append(child)
+        tb.add(child)
         child.bind_bucket = tb
 
 

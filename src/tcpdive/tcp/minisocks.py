@@ -135,7 +135,7 @@ def tcp_time_wait(sk: TcpSock, state: int, timeo: int) -> None:
         key = sk.hash_key
         tb = sk.bind_bucket
         if tb is not None:
-            tb.owners.append(tw)
+            tb.add(tw)
             tw.bind_bucket = tb
         if key is not None:
             hi.ehash[key] = tw

@@ -22,7 +22,8 @@ class SKB:
 
     __slots__ = ("seq", "end_seq", "ack_seq", "flags", "data", "window", "tstamp", "first_tx",
                  "sacked", "retrans", "opts", "saddr", "daddr", "sport", "dport", "path",
-                 "tos", "ttl", "doff", "raw", "urg_ptr", "eor", "delivered", "tx_app_limited")
+                 "tos", "ttl", "doff", "raw", "urg_ptr", "eor", "delivered", "tx_app_limited",
+                 "tx_seq")
 
     def __init__(self, seq: int, end_seq: int, flags: int, data: bytes = b"") -> None:
         self.seq = seq

@@ -18,7 +18,9 @@ from . import errors as E
 from .errors import oserror
 from .packet.ipv4 import int2ip, ip2int
 from .tcp import sock as S
+from .tcp.output import __sk_stream_is_writeable
 from .tcp.sock import TcpSock
+from .tcp.tcp import sk_stream_memory_free
 
 if TYPE_CHECKING:
     from .net.netns import Netns
@@ -421,7 +423,7 @@ class Socket:
                 or sk.state not in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT, S.TCP_SYN_SENT,
                                     S.TCP_SYN_RECV)
                 or (sk.state in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT)
-                    and sk.sk_wmem_queued < sk.sk_sndbuf))
+                    and sk_stream_memory_free(sk)))
 
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
         """send(): bytes queued; blocks until some buffer space frees (``tcp_sendmsg``)."""
@@ -730,8 +732,12 @@ def tcp_poll(sk: TcpSock) -> int:
         if sk.rcv_queue_bytes >= max(sk.sk_rcvlowat, 1):
             mask |= POLLIN | POLLRDNORM
         if not sk.sk_shutdown & S.SEND_SHUTDOWN:
-            if sk.sk_sndbuf - sk.sk_wmem_queued >= sk.sk_wmem_queued // 2 and state != S.TCP_CLOSE:
+            # __sk_stream_is_writeable(sk, 1); if not, SOCK_NOSPACE asks tcp_check_space
+            # for a wake-up once ACKs free enough room
+            if state != S.TCP_CLOSE and __sk_stream_is_writeable(sk, 1):
                 mask |= POLLOUT | 0x100
+            else:
+                sk.sock_nospace = True
         else:
             mask |= POLLOUT | 0x100
     if sk.sk_err:

@@ -1,13 +1,29 @@
 """Interop fixtures: a RealStack (tcpdive on a TUN device in a fresh namespace) per test, and
-kernel-side programs (nginx, redis-server) started inside that test's own namespace."""
+kernel-side programs (nginx, redis-server) started inside that test's own namespace.
+
+Robustness rules for these tests (real time, two stacks, and a loaded CI machine):
+
+- nothing is shared between tests: each test gets its own namespace (``td-<pid>-<n>``), and
+  ports come from :func:`unique_port`, never reused within a run;
+- a server counts as started only when it answers (redis PING, an HTTP GET), polled with a
+  deadline, and failing fast with its log if the process died;
+- state that needs packets still in flight (the last FIN of a loop, a TIME_WAIT that appears
+  when the peer's FIN lands) is polled with :func:`wait_until`, never read once;
+- teardown: the fixture closes the stack, which terminates the programs and deletes the
+  namespace, and checks the namespace is gone.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import socket as pysocket
 import struct
 import subprocess
 import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
@@ -32,21 +48,93 @@ def bulk_bytes() -> int:
     return int(os.environ.get("TCPDIVE_REAL_BULK_BYTES", 20 * 10**6))
 
 
+_PORTS = itertools.count(20000 + (os.getpid() % 200) * 100)
+T = TypeVar("T")
+
+
+def unique_port() -> int:
+    """A port no other test of this run uses (kernel listeners, tcpdive servers)."""
+    return next(_PORTS)
+
+
+def wait_until(fn: Callable[[], T], ok: Callable[[T], bool] = bool, timeout: float = 10.0,
+               what: str = "condition") -> T:
+    """Poll ``fn()`` until ``ok(value)``; return the value, or fail with the last one seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if ok(v):
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still {v!r} after {timeout} s")
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def stack():
     if _WHY:
         pytest.skip(f"real mode unavailable: {_WHY}")
     with RealStack() as st:
+        name = st.ns.name
         yield st
+    assert name not in os.listdir("/var/run/netns"), f"namespace {name} left behind"
+
+
+def _log_tail(log) -> str:
+    try:
+        return log.read_text()[-2000:] if log is not None else ""
+    except OSError:
+        return ""
+
+
+def wait_ready(ns, port: int, probe: Callable[[pysocket.socket], bool] | None = None,
+               proc: subprocess.Popen | None = None, log=None, timeout: float = 15.0) -> None:
+    """Wait until something in ``ns`` listens on ``port`` and, with ``probe``, answers it
+    (a kernel socket inside the namespace); fail fast if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on "
+                               f"{port} in {ns.name}: {_log_tail(log)}")
+        if any(r["local"].endswith(f":{port}") for r in ns.ss("-tln")):
+            if probe is None:
+                return
+            s = ns.socket()
+            # abortive close (RST): the probe must leave no TIME_WAIT behind on either side
+            s.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_LINGER, struct.pack("ii", 1, 0))
+            try:
+                s.settimeout(2)
+                s.connect((_addr_of(ns, port), port))
+                if probe(s):
+                    return
+            except OSError as e:
+                last = e
+            finally:
+                s.close()
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing ready on port {port} in {ns.name} ({last!r}) {_log_tail(log)}")
+
+
+def _addr_of(ns, port: int) -> str:
+    for r in ns.ss("-tln"):
+        if r["local"].endswith(f":{port}"):
+            return r["local"].rsplit(":", 1)[0]
+    raise OSError(f"no listener on {port}")
 
 
 def wait_listening(ns, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(r["local"].endswith(f":{port}") for r in ns.ss("-tln")):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on port {port} in {ns.name}")
+    wait_ready(ns, port, timeout=timeout)
+
+
+def _http_ok(s: pysocket.socket) -> bool:
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    return s.recv(12).startswith(b"HTTP/1.")
+
+
+def _redis_pong(s: pysocket.socket) -> bool:
+    s.sendall(b"PING\r\n")
+    return s.recv(7) == b"+PONG\r\n"
 
 
 def start_nginx(st, tmp_path, port: int = 8080) -> subprocess.Popen:
@@ -73,18 +161,19 @@ http {{
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     p = st.ns.popen([nginx, "-p", str(tmp_path), "-c", str(conf), "-e", f"{tmp_path}/error.log"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_listening(st.ns, port)
+    wait_ready(st.ns, port, _http_ok, p, tmp_path / "error.log")
     return p
 
 
 def start_redis(st, tmp_path, port: int = 6379) -> subprocess.Popen:
     need_binary("redis-server")
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    log = tmp_path / "redis.log"
     p = st.ns.popen([exe, "--bind", st.kernel_addr, "--port", str(port), "--save", "",
                      "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
-                     "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
-    wait_listening(st.ns, port)
+                     "--dir", str(tmp_path), "--logfile", str(log)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(st.ns, port, _redis_pong, p, log)
     return p
 
 

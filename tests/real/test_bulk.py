@@ -12,7 +12,7 @@ from tcpdive.real import KernelRelay
 from tcpdive.real.bench import bulk_from_kernel, bulk_to_kernel
 from tcpdive.real.kpeer import pattern_sha256
 
-from .conftest import bulk_bytes, needs_real
+from .conftest import bulk_bytes, needs_real, unique_port
 
 pytestmark = needs_real
 
@@ -36,12 +36,13 @@ def test_bulk_byte_exact(stack, direction, impaired):
 
 def test_kernel_to_kernel_through_impaired_relay():
     n = 5 * 10**6
+    port = str(unique_port())
     with KernelRelay(loss=0.01, reorder=0.01, reorder_delay=0.003, delay=0.001) as rl:
-        sink = rl.b.popen([sys.executable, "-m", "tcpdive.real.kpeer", "listen-sink", "9200"],
+        sink = rl.b.popen([sys.executable, "-m", "tcpdive.real.kpeer", "listen-sink", port],
                           stdout=subprocess.PIPE, text=True)
         assert sink.stdout.readline().strip() == "READY"
         src = rl.a.popen([sys.executable, "-m", "tcpdive.real.kpeer", "connect-source",
-                          rl.b_addr, "9200", str(n)], stdout=subprocess.PIPE, text=True)
+                          rl.b_addr, port, str(n)], stdout=subprocess.PIPE, text=True)
         out, _ = sink.communicate(timeout=120)
         src.communicate(timeout=60)
         import json

@@ -15,32 +15,34 @@ import pytest
 from tcpdive.real import RealStack, servers
 from tcpdive.real.socket import patched
 
-from .conftest import needs_real
+from .conftest import needs_real, unique_port
 
 pytestmark = needs_real
 
 
 def test_facade_stdlib_semantics(stack):
-    stack.run(servers.start(stack, "echo", 7), timeout=10)
+    echo_port, port, closed_port = unique_port(), unique_port(), unique_port()
+    stack.run(servers.start(stack, "echo", echo_port), timeout=10)
     ks = stack.ns.socket()          # a kernel client talking to tcpdive's echo server
-    ks.settimeout(5)
-    ks.connect((stack.addr, 7))
+    ks.settimeout(10)
+    ks.connect((stack.addr, echo_port))
     ks.sendall(b"ping\n")
     assert ks.recv(10) == b"ping\n"
     ks.close()
 
     ls = stack.ns.socket()
     ls.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_REUSEADDR, 1)
-    ls.bind((stack.kernel_addr, 9400))
+    ls.bind((stack.kernel_addr, port))
     ls.listen(4)
+    ls.settimeout(10)
     with patched(stack):
-        s = pysocket.create_connection((stack.kernel_addr, 9400), timeout=5)
+        s = pysocket.create_connection((stack.kernel_addr, port), timeout=10)
         assert type(s).__module__ == "tcpdive.real.socket"
         u = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)   # not routed
         assert isinstance(u, pysocket.SocketType)
         u.close()
     k, _ = ls.accept()
-    assert s.getpeername() == (stack.kernel_addr, 9400)
+    assert s.getpeername() == (stack.kernel_addr, port)
     assert s.getsockname()[0] == stack.addr
     s.setsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_NODELAY, 1)
     assert s.getsockopt(pysocket.IPPROTO_TCP, pysocket.TCP_NODELAY) == 1
@@ -83,7 +85,7 @@ def test_facade_stdlib_semantics(stack):
     r = stack.socket()
     r.settimeout(5)
     with pytest.raises(ConnectionRefusedError):
-        r.connect((stack.kernel_addr, 9401))
+        r.connect((stack.kernel_addr, closed_port))
     r.close()
 
 
@@ -104,7 +106,7 @@ def test_namespace_removed_on_exit_and_sigterm():
 
 
 def test_cli_serve_and_netstat(tmp_path):
-    name = f"td-cli-{os.getpid()}"
+    name = f"td-cli-{os.getpid()}-{unique_port()}"      # never reused within or across runs
     p = subprocess.Popen([sys.executable, "-m", "tcpdive.cli", "real", "serve", "http",
                           "--netns", name, "--duration", "20"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)

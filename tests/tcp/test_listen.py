@@ -8,8 +8,6 @@ import errno
 import random
 import time
 
-import pytest
-
 from tcpdive.packet.ipv4 import IPPROTO_TCP, ip2int, ip_build
 from tcpdive.packet.tcp import SYN, syn_options, tcp_build
 from tcpdive.sim.world import World
@@ -161,11 +159,27 @@ def test_syn_flood_without_syncookies_client_times_out():
     assert s.mib["TcpExtListenDrops"] == s.mib["TcpExtTCPReqQFullDrop"]
 
 
-@pytest.mark.xfail(reason="open bug: a child made by cookie_v4_check cannot send bulk data "
-                          "(server->client sendall stalls until ETIMEDOUT); found by issue #4")
 def test_syncookie_connection_carries_data_both_ways():
+    """Was an open bug: the cookie's SYN-ACK carried TSval = cookie_init_timestamp() *without*
+    the per-pair ts_off, while the child made by cookie_v4_check used secure_tcp_ts_off(): the
+    server's TSval jumped backwards and the client PAWS-dropped every data segment. Linux adds
+    ts_off in tcp_make_synack and subtracts it from TSecr in cookie_v4_check before
+    cookie_timestamp_decode; cookie_tcp_reqsk_init gives the child that same ts_off."""
+    from tcpdive.packet.tcp import tcp_parse_options
+
     w, c, s = _world()
     s.sysctl.set("net.ipv4.tcp_syncookies", 2)
+    tsvals: list[int] = []
+
+    def on_pkt(net, dev, data, direction, now_us) -> None:
+        if direction == "out" and data[9] == 6:
+            off = (data[0] & 15) * 4
+            doff = (data[off + 12] >> 4) * 4
+            o = tcp_parse_options(data[off:], 20, doff, bool(data[off + 13] & SYN))
+            if o is not None and o.saw_tstamp:
+                tsvals.append(o.tsval)
+
+    s.trace.packet.attach(on_pkt)
     ls = s.socket()
     ls.bind(("0.0.0.0", 80))
     ls.listen(128)
@@ -173,8 +187,23 @@ def test_syncookie_connection_carries_data_both_ways():
     k.connect(("10.0.0.2", 80))
     ss, _ = ls.accept()
     assert s.mib["TcpExtSyncookiesRecv"] == 1
+    assert s.mib["TcpExtSyncookiesFailed"] == 0
+    # window scale and SACK came back from the TSecr's low 6 bits (cookie_timestamp_decode)
+    assert (ss.sk.snd_wscale, ss.sk.sack_ok, ss.sk.tstamp_ok) == (k.sk.rcv_wscale, True, True)
+    assert ss.sk.mss_cache == k.sk.mss_cache == 1448
     ss.settimeout(30)
+    k.settimeout(30)
     ss.sendall(b"x" * 100_000)
     got = b""
     while len(got) < 100_000:
         got += k.recv(65536)
+    assert got == b"x" * 100_000
+    k.sendall(b"y" * 100_000)
+    got = b""
+    while len(got) < 100_000:
+        got += ss.recv(65536)
+    assert got == b"y" * 100_000
+    # one TS clock from the SYN-ACK on: TSvals never go backwards
+    assert len(tsvals) > 10
+    assert all(((b - a) & 0xFFFFFFFF) < 0x80000000 for a, b in zip(tsvals, tsvals[1:], strict=False))
+    assert c.mib["TcpExtPAWSEstab"] == 0

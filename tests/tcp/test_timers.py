@@ -165,48 +165,52 @@ def _blackholed_send(retries2: int | None = None):
 def test_retransmissions_double_to_120s_and_abort_at_retries2_15():
     n, cs, t0 = _blackholed_send()
     times = client_times(n, t0)
-    # doubling from the measured 210 ms RTO, capped at TCP_RTO_MAX = 120 s
-    assert times == [0, 0.21, 0.63, 1.47, 3.15, 6.51, 13.23, 26.67, 53.55, 107.31, 214.83,
-                     334.83, 454.83, 574.83, 694.83, 814.83]
+    # a tail loss probe first (issue #8: 2*srtt + rto_min for one segment out, capped by the
+    # RTO: 0.21), then RTOs doubling from the measured 210 ms, capped at TCP_RTO_MAX = 120 s.
+    # Linux 6.18 over a 10 ms RTT (KernelRelay): 0, 0.214 (TLP), 0.431, 0.867, 1.731, 3.458.
+    assert times == [0, 0.21, 0.42, 0.84, 1.68, 3.36, 6.72, 13.44, 26.88, 53.76, 107.52, 215.04,
+                     335.04, 455.04, 575.04, 695.04, 815.04]
     gaps = [r6(b - a) for a, b in zip(times, times[1:], strict=False)]
-    assert gaps == [0.21, 0.42, 0.84, 1.68, 3.36, 6.72, 13.44, 26.88, 53.76, 107.52,
+    assert gaps == [0.21, 0.21, 0.42, 0.84, 1.68, 3.36, 6.72, 13.44, 26.88, 53.76, 107.52,
                     120, 120, 120, 120, 120]
     # "TCP will effectively time out at the first RTO which exceeds the hypothetical timeout"
-    # (ip-sysctl.rst), counted from the first retransmission (Linux's retrans_stamp): 0.21 +
-    # 924.6 = 924.81 -> the RTO at 934.83 gives up, with no RST.
-    assert r6(n.now() - t0) == 934.83
+    # (ip-sysctl.rst), counted from the first RTO retransmission (Linux's retrans_stamp; the
+    # probe does not start it): 0.42 + 924.6 = 925.02 -> the RTO at 935.04 gives up, no RST.
+    assert r6(n.now() - t0) == 935.04
     assert all(s.flags == "P." and s.len == 1 for s in n.segs if s.host == "client")
     assert mib(n.c, "TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPAbortOnTimeout",
-               "TcpOutRsts") == {"TcpRetransSegs": 15, "TcpExtTCPTimeouts": 16,
-                                 "TcpExtTCPAbortOnTimeout": 1, "TcpOutRsts": 0}
+               "TcpOutRsts", "TcpExtTCPLossProbes") == {
+        "TcpRetransSegs": 16, "TcpExtTCPTimeouts": 16, "TcpExtTCPAbortOnTimeout": 1,
+        "TcpOutRsts": 0, "TcpExtTCPLossProbes": 1}
     assert cs.sk.state == 7                     # TCP_CLOSE
 
 
 def test_abort_at_retries2_3():
-    # model timeout 3.0 s from the first retransmission (0.21): the RTO at 3.15 (2.94 s later)
-    # still retransmits, the one at 6.51 gives up. Linux 6.18 does the same (its 4 RTO
-    # retransmissions follow a tail loss probe; ETIMEDOUT 6.86 s after the send).
+    # model timeout 3.0 s from the first RTO retransmission (0.42, after the TLP at 0.21): the
+    # RTO at 3.36 (2.94 s later) still retransmits, the one at 6.72 gives up. Linux 6.18 does
+    # the same (its 4 RTO retransmissions follow a tail loss probe; ETIMEDOUT 6.86 s after the
+    # send, its timers landing ~2% late).
     n, cs, t0 = _blackholed_send(3)
-    assert client_times(n, t0) == [0, 0.21, 0.63, 1.47, 3.15]
-    assert r6(n.now() - t0) == 6.51
+    assert client_times(n, t0) == [0, 0.21, 0.42, 0.84, 1.68, 3.36]
+    assert r6(n.now() - t0) == 6.72
     assert mib(n.c, "TcpRetransSegs", "TcpExtTCPTimeouts", "TcpExtTCPAbortOnTimeout",
                "TcpExtTcpTimeoutRehash") == {
-        "TcpRetransSegs": 4, "TcpExtTCPTimeouts": 5, "TcpExtTCPAbortOnTimeout": 1,
+        "TcpRetransSegs": 5, "TcpExtTCPTimeouts": 5, "TcpExtTCPAbortOnTimeout": 1,
         "TcpExtTcpTimeoutRehash": 4}
 
 
 def test_retries1_negative_advice():
     # tcp_retries1=3: after the model's 3.0 s of retransmission tcp_write_timeout gives the
-    # route negative advice (__dst_negative_advice); the 3.15 s RTO is 2.94 s after the first
-    # retransmission, the 6.51 s one is past it.
+    # route negative advice (__dst_negative_advice); the 3.36 s RTO is 2.94 s after the first
+    # RTO retransmission (0.42, after the TLP), the 6.72 s one is past it.
     n = Net(delay=0.005)
     cs, ss, ls = established(n)
     n.link.ab.set(loss=1.0)
     t0 = n.now()
     cs.sendall(b"x")
-    n.w.run_until(t0 + 3.16)
+    n.w.run_until(t0 + 3.37)
     assert not cs.sk.pending_events & 1
-    n.w.run_until(t0 + 6.52)
+    n.w.run_until(t0 + 6.73)
     assert cs.sk.pending_events & 1
     assert cs.sk.state == 1                     # still ESTABLISHED: only advice
 
@@ -217,13 +221,14 @@ def test_netstat_on_timer_counts_retransmits():
     n.link.ab.set(loss=1.0)
     t0 = n.now()
     cs.sendall(b"x")
-    n.w.run_until(t0 + 2.0)                     # retransmitted at .21, .63, 1.47; next 3.15
-    assert timer_col(n.c) == ["on (1.15/3/0)"]
+    n.w.run_until(t0 + 2.0)           # TLP at .21, RTOs at .42, .84, 1.68; next 3.36
+    assert timer_col(n.c) == ["on (1.36/3/0)"]
 
 
 def test_tcp_user_timeout_clamps_the_rto_and_aborts():
-    # TCP_USER_TIMEOUT=5000 ms, counted from the first retransmission (0.21): the RTO that
-    # would fire at 6.51 is clamped to 5.21 (tcp_clamp_rto_to_user_timeout).
+    # TCP_USER_TIMEOUT=5000 ms, counted from the first RTO retransmission (0.42; the TLP at
+    # 0.21 does not start retrans_stamp): the RTO that would fire at 6.72 is clamped to 5.42
+    # (tcp_clamp_rto_to_user_timeout).
     # Linux 6.18: ETIMEDOUT 5.58 s after the send (first retransmission after a TLP at 0.41).
     n = Net(delay=0.005)
     cs, ss, ls = established(n)
@@ -235,8 +240,8 @@ def test_tcp_user_timeout_clamps_the_rto_and_aborts():
     with pytest.raises(OSError) as ei:
         cs.recv(10)
     assert ei.value.errno == errno.ETIMEDOUT
-    assert client_times(n, t0) == [0, 0.21, 0.63, 1.47, 3.15]
-    assert r6(n.now() - t0) == 5.21
+    assert client_times(n, t0) == [0, 0.21, 0.42, 0.84, 1.68, 3.36]
+    assert r6(n.now() - t0) == 5.42
     assert n.c.mib["TcpExtTCPAbortOnTimeout"] == 1
 
 
@@ -339,9 +344,11 @@ def test_any_received_segment_resets_the_idle_timer():
 
 def test_orphaned_fin_wait1_gives_up_after_orphan_retries():
     # tcp_orphan_retries=0 means 8 while the RTO is below 120 s (tcp_orphan_retries()): the
-    # model's 102.2 s from the first retransmission (0.21) ends at the RTO of 107.31, which
-    # kills the orphan silently (no RST). Linux 6.18: the same eight retransmissions (a TLP at
-    # 0.21, RTOs at 0.65 ... 53.6), no RST; nstat TcpExtTCPAbortOnTimeout 1, TcpOutRsts 0.
+    # model's 102.2 s from the first RTO retransmission (0.232) ends at the RTO of 107.347,
+    # which kills the orphan silently (no RST). With two segments out ("z" and FIN) the tail
+    # loss probe comes 2*srtt + 2 ms after the send. Linux 6.18 over a 10 ms RTT
+    # (KernelRelay): TLP 0.028, RTOs 0.244, 0.684, 1.548, 3.276 ...; no RST; nstat
+    # TcpExtTCPAbortOnTimeout 1, TcpOutRsts 0.
     n = Net(delay=0.005)
     cs, ss, ls = established(n)
     n.link.ab.set(loss=1.0)
@@ -349,17 +356,18 @@ def test_orphaned_fin_wait1_gives_up_after_orphan_retries():
     cs.sendall(b"z")
     cs.close()
     n.run_for(200)
-    assert client_times(n, t0) == [0, 0, 0.21, 0.63, 1.47, 3.15, 6.51, 13.23, 26.67, 53.55]
+    assert client_times(n, t0) == [0, 0, 0.022, 0.232, 0.652, 1.492, 3.172, 6.532, 13.252,
+                                   26.692, 53.572]
     assert "0.015000 client ESTABLISHED->FIN_WAIT1" in n.state_lines()
-    assert n.state_lines()[-1] == "107.325000 client FIN_WAIT1->CLOSE"
+    assert n.state_lines()[-1] == "107.347000 client FIN_WAIT1->CLOSE"
     assert not any("R" in s.flags for s in n.segs)
     assert mib(n.c, "TcpExtTCPAbortOnTimeout", "TcpOutRsts") == {
         "TcpExtTCPAbortOnTimeout": 1, "TcpOutRsts": 0}
 
 
 def test_orphan_retries_2():
-    # tcp_orphan_retries=2: model 1.4 s from 0.21; the RTO at 1.47 (1.26 s) still retransmits,
-    # the one at 3.15 kills.
+    # tcp_orphan_retries=2: model 1.4 s from 0.232 (after the TLP at 0.022); the RTO at 1.492
+    # (1.26 s) still retransmits, the one at 3.172 kills.
     n = Net(delay=0.005)
     n.c.sysctl_set("net.ipv4.tcp_orphan_retries", 2)
     cs, ss, ls = established(n)
@@ -368,8 +376,8 @@ def test_orphan_retries_2():
     cs.sendall(b"z")
     cs.close()
     n.run_for(20)
-    assert client_times(n, t0) == [0, 0, 0.21, 0.63, 1.47]
-    assert n.state_lines()[-1] == "3.165000 client FIN_WAIT1->CLOSE"
+    assert client_times(n, t0) == [0, 0, 0.022, 0.232, 0.652, 1.492]
+    assert n.state_lines()[-1] == "3.187000 client FIN_WAIT1->CLOSE"
 
 
 @pytest.mark.parametrize("fin_timeout, gone", [
@@ -435,15 +443,17 @@ def test_last_ack_retransmits_fin_and_time_wait_reacks_restarting_60s():
         "0.020000 server . seq 1 ack 2 len 0",
         "0.115000 server F. seq 1 ack 2 len 0",   # LAST_ACK
         "0.120000 client . seq 2 ack 2 len 0",    # lost; TIME_WAIT starts
-        "0.325000 server F. seq 1 ack 2 len 0",   # RTO 210 ms
+        "0.325000 server F. seq 1 ack 2 len 0",   # tail loss probe (capped by the RTO)
         "0.330000 client . seq 2 ack 2 len 0",    # TIME_WAIT re-ACK (lost)
-        "0.745000 server F. seq 1 ack 2 len 0",   # backoff: 420 ms
-        "0.750000 client . seq 2 ack 2 len 0",    # re-ACK, TIME_WAIT restarts: 60.75
+        "0.535000 server F. seq 1 ack 2 len 0",   # RTO 210 ms after the probe
+        "0.540000 client . seq 2 ack 2 len 0",    # re-ACK (lost)
+        "0.955000 server F. seq 1 ack 2 len 0",   # backoff: 420 ms
+        "0.960000 client . seq 2 ack 2 len 0",    # re-ACK, TIME_WAIT restarts: 60.96
     ]
-    assert n.state_lines()[-2:] == ["0.755000 server LAST_ACK->CLOSE",
-                                    "60.750000 client TIME_WAIT->CLOSE"]
-    assert mib(n.s, "TcpExtTCPTimeouts", "TcpRetransSegs") == {
-        "TcpExtTCPTimeouts": 2, "TcpRetransSegs": 2}
+    assert n.state_lines()[-2:] == ["0.965000 server LAST_ACK->CLOSE",
+                                    "60.960000 client TIME_WAIT->CLOSE"]
+    assert mib(n.s, "TcpExtTCPTimeouts", "TcpRetransSegs", "TcpExtTCPLossProbes") == {
+        "TcpExtTCPTimeouts": 2, "TcpRetransSegs": 3, "TcpExtTCPLossProbes": 1}
 
 
 def test_close_wait_lasts_until_the_application_closes():
@@ -514,6 +524,9 @@ def test_zero_window_probes_back_off_to_120s():
 
 def test_quick_acks_at_start_then_delayed_ack_40ms():
     n = Net(delay=0.005)
+    # the sender's tail loss probes (2*srtt + 2 ms with two segments out, shorter than the
+    # 40 ms delayed ACK) would add segments and immediate ACKs; this test is about the receiver
+    n.c.sysctl_set("net.ipv4.tcp_early_retrans", 0)
     cs, ss, ls = established(n)
     cs.setsockopt(IPPROTO_TCP, 1, 1)             # TCP_NODELAY
     t0 = n.now()

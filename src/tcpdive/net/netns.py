@@ -119,6 +119,10 @@ class Netns:
         self.files = FdTable(self)
         self.tcp_orphan_count = 0
         self.tw_count = 0
+        # tcp_tw_isn: the ISN a SYN that hit a TIME_WAIT socket carries from tcp_v4_rcv to
+        # tcp_conn_request (a per-CPU variable in Linux 6.10+)
+        self.tcp_tw_isn = 0
+        self.tcp_metrics_ts = None         # tcp_tw_recycle emulation only (tcp/metrics.py)
         self.sockets: set = set()          # every full TCP/UDP socket alive, for netstat/ss
 
     @property

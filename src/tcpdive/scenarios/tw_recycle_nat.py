@@ -6,12 +6,14 @@ and C2 behind one NAT look like one peer, and when C2's timestamps are behind C1
 silently drops C2's SYNs; C2 retransmits them and times out.
 
 What differs: tcp_tw_recycle was removed in Linux 4.12 (commit 4396e46187ca) and tcpdive models
-6.x, so the check is *emulated* as a netfilter LOCAL_IN hook on the server (the
-``tcp_peer_is_proven`` test of 4.11's ``tcp_conn_request``: drop a SYN whose TSval is more than
-TCP_PAWS_WINDOW behind the peer's remembered ts_recent, within TCP_PAWS_MSL = 60 s, counting
-TcpExtPAWSPassive). Since 4.10 Linux randomizes timestamps per connection
-(``secure_tcp_ts_off``), which is exactly what makes C2 look "behind" here; the client whose
-offset is larger plays C1.
+6.x, so ``net.ipv4.tcp_tw_recycle`` is an explicit *emulation* knob of the 4.11 behaviour in the
+core (tcp/metrics.py, ``tcp_time_wait``, ``tcp_conn_request``): the server caches each peer
+address's last TSval when its connection enters TIME_WAIT (``tcp_remember_stamp``), that
+TIME_WAIT lasts 3.5 * RTO instead of 60 s, and a SYN from the address whose TSval is more than
+TCP_PAWS_WINDOW behind the cached one within TCP_PAWS_MSL = 60 s is dropped
+(``tcp_peer_is_proven``), counted as TcpExtPAWSPassive — the pre-4.12 name; Linux 6.18 has no
+such counter. Since 4.10 Linux randomizes timestamps per connection (``secure_tcp_ts_off``),
+which is exactly what makes C2 look "behind" here; the client whose offset is larger plays C1.
 """
 
 from __future__ import annotations
@@ -19,19 +21,19 @@ from __future__ import annotations
 import struct
 
 from ..apps.http import HttpServer, curl
-from ..net.netns import NF_INET_LOCAL_IN
-from ..packet.ipv4 import int2ip, ip2int
+from ..packet.ipv4 import ip2int
 from ..sim.middlebox import Nat
 from ..tcp.ipv4 import secure_tcp_ts_off
+from ..tcp.sock import TCP_PAWS_MSL, TCP_PAWS_WINDOW, TCP_TIME_WAIT
 from . import Options, Result, scenario
 from ._common import Recorder, add_ladder, apply_sysctls, finish, make_world, snapshot
 
-TCP_PAWS_MSL = 60
-TCP_PAWS_WINDOW = 1
 
-
-def _tsval(data: bytes) -> int | None:
+def _syn_tsval(data: bytes) -> int | None:
+    """TSval of a pure SYN (None for anything else)."""
     off = (data[0] & 15) * 4
+    if data[9] != 6 or data[off + 13] & 0x12 != 0x02:
+        return None
     doff = (data[off + 12] >> 4) * 4
     i = off + 20
     while i < off + doff:
@@ -45,38 +47,6 @@ def _tsval(data: bytes) -> int | None:
             return struct.unpack_from("!I", data, i + 2)[0]
         i += data[i + 1]
     return None
-
-
-class TwRecycle:
-    """The 4.11 tcp_tw_recycle peer check, emulated on a 6.x server."""
-
-    def __init__(self, server) -> None:
-        self.server = server
-        self.peers: dict[int, tuple[int, float]] = {}       # daddr -> (ts_recent, stamp)
-        self.dropped: list[str] = []
-        server.trace.set_state.attach(self._on_state)
-        server.nf_register_hook(NF_INET_LOCAL_IN, self._hook)
-
-    def _on_state(self, sk, old, new, now) -> None:
-        from ..tcp.sock import TCP_TIME_WAIT
-
-        if new == TCP_TIME_WAIT and getattr(sk, "ts_recent", 0):
-            self.peers[sk.daddr] = (sk.ts_recent, now / 1e6)         # tcp_remember_stamp
-
-    def _hook(self, net, data: bytes, dev: str):
-        off = (data[0] & 15) * 4
-        if data[9] != 6 or data[off + 13] & 0x12 != 0x02:
-            return data
-        saddr = struct.unpack_from("!I", data, 12)[0]
-        peer = self.peers.get(saddr)
-        ts = _tsval(data)
-        now = net.clock.now_us() / 1e6
-        if peer and ts is not None and now < peer[1] + TCP_PAWS_MSL \
-                and ((peer[0] - ts) & 0xFFFFFFFF) < 0x80000000 and (peer[0] - ts) & 0xFFFFFFFF > TCP_PAWS_WINDOW:
-            net.mib["TcpExtPAWSPassive"] += 1
-            self.dropped.append(f"t={now:.3f} SYN from {int2ip(saddr)} TSval {ts} < remembered {peer[0]}: dropped")
-            return None
-        return data
 
 
 @scenario("tw-recycle-nat", "tcp_tw_recycle (emulated, pre-4.12) drops a second NATed client's SYNs",
@@ -102,7 +72,26 @@ def run(opts: Options) -> Result:
         c1, c2 = (a_, b_) if (offs[a_.name] - offs[b_.name]) & 0xFFFFFFFF < 0x80000000 else (b_, a_)
         http = HttpServer(80, keepalive_timeout=0)      # the server closes: TIME_WAIT on the server
         server.run(http.start())
-        tw = TwRecycle(server) if recycle else None
+        if recycle:
+            server.sysctl.set("net.ipv4.tcp_tw_recycle", 1)
+        syn_log: list[tuple[int, int, list[int] | None]] = []
+        tw_life: dict[tuple[int, int, int], list[int]] = {}
+
+        def on_syn(net, dev, data, direction, now_us, log=syn_log) -> None:
+            ts = _syn_tsval(data) if direction == "in" else None
+            if ts is not None:
+                cache = (net.tcp_metrics_ts or {}).get(struct.unpack_from("!I", data, 12)[0])
+                log.append((now_us, ts, list(cache) if cache else None))
+
+        def on_state(sk, old, new, now_us, life=tw_life) -> None:
+            key = (sk.sport, sk.daddr, sk.dport)       # the full socket, then its mini socket
+            if new == TCP_TIME_WAIT:
+                life[key] = [now_us]
+            elif old == TCP_TIME_WAIT and key in life:
+                life[key].append(now_us)
+
+        server.trace.packet.attach(on_syn)
+        server.trace.set_state.attach(on_state)
 
         async def get():
             try:
@@ -111,16 +100,30 @@ def run(opts: Options) -> Result:
             except (TimeoutError, OSError) as e:
                 return f"failed: {type(e).__name__}"
         r1 = c1.run(get())
+        w.run_for(0.05)
+        snap = snapshot(res, f"recycle={'on' if recycle else 'off'}: just after C1's request", server, ":80")
         w.run_for(1.0)
-        snap = snapshot(res, f"recycle={'on' if recycle else 'off'}: after C1's request", server, ":80")
         r2 = c2.run(get())
+        w.run_for(61.0)
+        tw_len = [(v[1] - v[0]) / 1e6 for v in tw_life.values() if len(v) == 2]
         syns = [a for a in rec.arrows if a["src"] == "c2" and a["flags"] == "S"]
-        out[recycle] = dict(r1=r1, r2=r2, syns=len(syns), drops=tw.dropped if tw else [],
+        drops = []
+        for t, ts, cache in syn_log:
+            if cache is None:
+                continue
+            behind = (cache[0] - ts) & 0xFFFFFFFF
+            behind = behind - (1 << 32) if behind & 0x80000000 else behind
+            verdict = ("more than TCP_PAWS_WINDOW behind: dropped" if behind > TCP_PAWS_WINDOW
+                       and t // 1_000_000 - cache[1] < TCP_PAWS_MSL else "accepted")
+            drops.append(f"t={t / 1e6:.3f} SYN TSval {ts}, cached TSval {cache[0]} "
+                         f"(stamp {cache[1]} s): {behind} behind, {verdict}")
+        out[recycle] = dict(r1=r1, r2=r2, syns=len(syns), drops=drops, tw_len=tw_len,
                             paws=server.mib["TcpExtPAWSPassive"], snap=snap)
         res.section(f"tcp_tw_recycle={'1 (emulated)' if recycle else '0'}", [
             f"C1 {c1.addr} (ts offset {offs[c1.name]}): {r1}",
+            "server TIME_WAIT lasted " + (", ".join(f"{x:.3f} s" for x in tw_len) or "-"),
             f"C2 {c2.addr} (ts offset {offs[c2.name]}): {r2} after {len(syns)} SYN(s)"] +
-            (tw.dropped if tw else []) + [f"TcpExtPAWSPassive {server.mib['TcpExtPAWSPassive']}"])
+            drops + [f"TcpExtPAWSPassive {server.mib['TcpExtPAWSPassive']} (pre-4.12 counter name)"])
         res.section("NAT mappings (conntrack -L)", n.mappings())
         add_ladder(res, rec, f"tcp_tw_recycle={'on' if recycle else 'off'}: C1, then C2 through the same NAT",
                    hosts=["c1", "c2", "nat", "server"], limit=40)
@@ -132,6 +135,8 @@ def run(opts: Options) -> Result:
     res.check("recycle on: C2's SYNs (timestamps behind C1's) are dropped, C2 times out",
               on["r2"].startswith("failed") and on["paws"] >= 2 and on["syns"] >= 2,
               f"{on['r2']}, {on['syns']} SYNs, TcpExtPAWSPassive={on['paws']}")
+    res.check("recycle on: the server's TIME_WAIT lasts 3.5 * RTO, not 60 s",
+              bool(on["tw_len"]) and all(x < 4 for x in on["tw_len"]), f"{on['tw_len']}")
     res.check("recycle off (every kernel since 4.12): both clients connect",
               off["r1"] == off["r2"] == "HTTP 200", f"C1 {off['r1']}, C2 {off['r2']}")
     return res

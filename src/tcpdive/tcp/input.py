@@ -3,29 +3,50 @@
 ``tcp_rcv_established`` handles ESTABLISHED (header prediction first, then the slow path);
 ``tcp_rcv_state_process`` every other state. ``tcp_ack`` processes the ACK field,
 ``tcp_data_queue`` the payload (receive queue, out-of-order queue, SACK blocks), ``tcp_fin`` the
-FIN. Loss recovery here is SACK/dupack-threshold based with PRR; RACK-TLP is not modelled yet.
+FIN. Loss recovery follows Linux: the SACK scoreboard (``tcp_sacktag_write_queue``), DSACK and
+undo, ``tcp_fastretrans_alert`` with NewReno dupacks or RACK (recovery.py), PRR, F-RTO.
 """
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_right, insort
 from collections import deque
 
 from ..packet.tcp import ACK, FIN, RST, SYN
-from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
+from ..skb import (
+    SKB,
+    TCPCB_EVER_RETRANS,
+    TCPCB_LOST,
+    TCPCB_RETRANS,
+    TCPCB_SACKED_ACKED,
+    TCPCB_SACKED_RETRANS,
+)
 from . import sock as S
 from .cong import tcp_init_congestion_control
 from .output import (
     __tcp_select_window,
     tcp_check_space,
     tcp_data_snd_check,
+    tcp_fragment_rtx,
     tcp_rearm_rto,
     tcp_retransmit_skb,
     tcp_send_ack,
     tcp_send_delayed_ack,
+    tcp_slow_start_after_idle_check,
     tcp_space,
     tcp_sync_mss,
     tcp_time_stamp_ts,
+)
+from .recovery import (
+    TCP_RACK_LOSS_DETECTION,
+    TCP_RACK_RECOVERY_THRESH,
+    tcp_process_tlp_ack,
+    tcp_rack_advance,
+    tcp_rack_mark_lost,
+    tcp_rack_skb_timeout,
+    tcp_rack_update_reo_wnd,
+    tcp_schedule_loss_probe,
+    tcp_tsorted_del,
 )
 from .rtt import tcp_ack_update_rtt
 from .sock import (
@@ -44,6 +65,7 @@ from .sock import (
     TCP_CA_Open,
     TCP_CA_Recovery,
     TcpSock,
+    jiffies_round,
     sk_wake,
     ts_before,
     unwrap,
@@ -66,8 +88,16 @@ FLAG_SET_XMIT_TIMER = 0x1000
 FLAG_SACK_RENEGING = 0x2000
 FLAG_UPDATE_TS_RECENT = 0x4000
 FLAG_NO_CHALLENGE_ACK = 0x8000
+FLAG_DSACK_TLP = 0x20000
 FLAG_ACKED = FLAG_DATA_ACKED | FLAG_SYN_ACKED
 FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_ACKED
+FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_ECE | FLAG_DSACKING_ACK
+FLAG_FORWARD_PROGRESS = FLAG_ACKED | FLAG_DATA_SACKED
+
+# what tcp_xmit_recovery should send
+REXMIT_NONE = 0
+REXMIT_LOST = 1
+REXMIT_NEW = 2
 
 ECONNREFUSED = 111
 ECONNRESET = 104
@@ -166,7 +196,12 @@ def tcp_rcv_rtt_measure_ts(sk: TcpSock, skb: SKB) -> None:
 
 
 def tcp_init_buffer_space(sk: TcpSock) -> None:
-    """Starting point of receive-buffer autotuning (``tcp_init_buffer_space``)."""
+    """Send buffer sized for the initial cwnd, and the starting point of receive-buffer
+    autotuning (``tcp_init_buffer_space``)."""
+    if not sk.userlocks & 1:                        # SOCK_SNDBUF_LOCK
+        from .output import tcp_sndbuf_expand
+
+        tcp_sndbuf_expand(sk)
     sk.rcvq_space = min(sk.rcv_ssthresh, sk.rcv_wnd, S.TCP_INIT_CWND * (sk.advmss or 536))
     sk.rcvq_space_time = sk.net.clock.now_us()
     sk.rcvq_space_seq = sk.copied_seq
@@ -477,6 +512,9 @@ def tcp_ack_update_window(sk: TcpSock, skb: SKB, ack: int, ack_seq: int) -> int:
         if sk.snd_wnd != nwin:
             sk.snd_wnd = nwin
             sk.pred_flags = 0
+            if sk.write_queue:
+                # a window opening after idle restarts cwnd like new data does
+                tcp_slow_start_after_idle_check(sk)
             if nwin > sk.max_window:
                 sk.max_window = nwin
                 tcp_sync_mss(sk, sk.icsk_pmtu_cookie)
@@ -484,68 +522,302 @@ def tcp_ack_update_window(sk: TcpSock, skb: SKB, ack: int, ack_seq: int) -> int:
     return flag
 
 
-def tcp_sacktag_write_queue(sk: TcpSock, prior_snd_una: int) -> int:
-    """Mark SACKed segments on the retransmit queue from the ACK's SACK blocks (``tcp_sacktag_write_queue``)."""
-    blocks = sk.rx_opt_sack
-    if not blocks or not sk.rtx_queue:
+class SackState:
+    """``struct tcp_sacktag_state``: what one ACK's SACK/ACK processing found."""
+
+    __slots__ = ("flag", "reord", "first_sackt", "last_sackt", "sack_delivered")
+
+    def __init__(self, reord: int) -> None:
+        self.flag = 0
+        self.reord = reord
+        self.first_sackt = 0
+        self.last_sackt = 0
+        self.sack_delivered = 0
+
+
+def tcp_highest_sack_seq(sk: TcpSock) -> int:
+    """Sequence just above the highest SACKed segment, snd_una if none (``tcp_highest_sack_seq``)."""
+    if not sk.sacked_out:
+        return sk.snd_una
+    return max(sk.highest_sack_seq, sk.snd_una)
+
+
+def tcp_count_delivered(sk: TcpSock, delivered: int) -> None:
+    """``tcp_count_delivered``."""
+    sk.delivered += delivered
+
+
+def tcp_check_sack_reordering(sk: TcpSock, low_seq: int, ts: int) -> None:
+    """Data below the highest SACK arrived late: raise ``reordering`` to the distance seen
+    (``tcp_check_sack_reordering``)."""
+    mss = sk.mss_cache
+    fack = tcp_highest_sack_seq(sk)
+    if low_seq >= fack:
+        return
+    metric = fack - low_seq
+    if metric > sk.reordering * mss and mss:
+        sk.reordering = min((metric + mss - 1) // mss, sk.net.sysctl.tcp_max_reordering)
+    sk.reord_seen += 1
+    sk.net.mib["TcpExtTCPTSReorder" if ts else "TcpExtTCPSACKReorder"] += 1
+
+
+def tcp_is_sackblock_valid(sk: TcpSock, is_dsack: bool, start: int, end: int) -> bool:
+    """Reject SACK blocks beyond snd_nxt or too far below snd_una (``tcp_is_sackblock_valid``)."""
+    if end > sk.snd_nxt or start >= end:
+        return False
+    if start >= sk.snd_una:
+        return True
+    if not is_dsack or not sk.undo_marker:
+        return False
+    if end > sk.snd_una:
+        return False
+    if start >= sk.undo_marker:
+        return True
+    if end <= sk.undo_marker:
+        return False
+    return end - start <= sk.max_window
+
+
+def tcp_dsack_seen(sk: TcpSock, start: int, end: int, st: SackState) -> int:
+    """Count the segments a DSACK reports (``tcp_dsack_seen``); 0 if dubious."""
+    if start >= end:
         return 0
-    flag = 0
+    seq_len = end - start
+    if seq_len > sk.max_window:
+        return 0
+    dup_segs = 1
+    if seq_len > sk.mss_cache:
+        dup_segs = -(-seq_len // sk.mss_cache)
+    elif sk.tlp_high_seq and sk.tlp_high_seq == end:
+        st.flag |= FLAG_DSACK_TLP
+    sk.dsack_dups += dup_segs
+    if sk.dsack_dups > sk.total_retrans:
+        return 0
+    sk.dsack_seen_flag = True
+    if sk.reord_seen and not st.flag & FLAG_DSACK_TLP:
+        sk.rack_dsack_seen = True
+    st.flag |= FLAG_DSACKING_ACK
+    st.sack_delivered += dup_segs
+    return dup_segs
+
+
+def tcp_check_dsack(sk: TcpSock, ack: int, blocks: list, prior_snd_una: int, st: SackState) -> bool:
+    """Is the first block a D-SACK (RFC 2883)? Count it for undo (``tcp_check_dsack``)."""
+    start0, end0 = blocks[0]
+    net = sk.net
+    if start0 < ack:
+        net.mib["TcpExtTCPDSACKRecv"] += 1
+    elif len(blocks) > 1:
+        start1, end1 = blocks[1]
+        if end0 > end1 or start0 < start1:
+            return False
+        net.mib["TcpExtTCPDSACKOfoRecv"] += 1
+    else:
+        return False
+    dup_segs = tcp_dsack_seen(sk, start0, end0, st)
+    if not dup_segs:
+        net.mib["TcpExtTCPDSACKIgnoredDubious"] += 1
+        return False
+    net.mib["TcpExtTCPDSACKRecvSegs"] += dup_segs
+    if (sk.undo_marker and sk.undo_retrans > 0 and end0 <= prior_snd_una
+            and end0 > sk.undo_marker):
+        sk.undo_retrans = max(0, sk.undo_retrans - dup_segs)
+    return True
+
+
+def tcp_sacktag_one(sk: TcpSock, st: SackState, skb: SKB, dup_sack: bool) -> None:
+    """Apply one SACK (or D-SACK) to one skb and keep the counters (``tcp_sacktag_one``)."""
+    sacked = skb.sacked
+    start_seq, end_seq = skb.seq, skb.end_seq
+    if dup_sack and sacked & TCPCB_RETRANS:
+        if sk.undo_marker and sk.undo_retrans > 0 and end_seq > sk.undo_marker:
+            sk.undo_retrans -= 1
+        if sacked & TCPCB_SACKED_ACKED and start_seq < st.reord:
+            st.reord = start_seq
+    if end_seq <= sk.snd_una:
+        return
+    if not sacked & TCPCB_SACKED_ACKED:
+        tcp_rack_advance(sk, sacked, skb.tx_seq, skb.tstamp)
+        if sacked & TCPCB_SACKED_RETRANS:
+            # a retransmission not marked lost may still be in flight: keep its RETRANS
+            if sacked & TCPCB_LOST:
+                sacked &= ~(TCPCB_LOST | TCPCB_SACKED_RETRANS)
+                sk.lost_out -= 1
+                sk.retrans_out -= 1
+        else:
+            if not sacked & TCPCB_RETRANS:
+                # a never-retransmitted segment in a hole: reordering
+                if start_seq < tcp_highest_sack_seq(sk) and start_seq < st.reord:
+                    st.reord = start_seq
+                if end_seq <= sk.high_seq:
+                    st.flag |= FLAG_ORIG_SACK_ACKED
+                if not st.first_sackt:
+                    st.first_sackt = skb.tstamp
+                st.last_sackt = skb.tstamp
+            if sacked & TCPCB_LOST:
+                sacked &= ~TCPCB_LOST
+                sk.lost_out -= 1
+        sacked |= TCPCB_SACKED_ACKED
+        st.flag |= FLAG_DATA_SACKED
+        sk.sacked_out += 1
+        st.sack_delivered += 1
+        if end_seq > sk.highest_sack_seq or sk.sacked_out == 1:
+            sk.highest_sack_seq = end_seq
+        tcp_tsorted_del(sk, skb)
+    if dup_sack and sacked & TCPCB_SACKED_RETRANS:
+        sacked &= ~TCPCB_SACKED_RETRANS
+        sk.retrans_out -= 1
+    skb.sacked = sacked
+
+
+def tcp_match_skb_to_sack(sk: TcpSock, skb: SKB, start: int, end: int) -> bool:
+    """Does the SACK block cover ``skb``? An skb of more than one MSS (queued before the MSS
+    shrank) is split on an MSS boundary so the covered part can be tagged
+    (``tcp_match_skb_to_sack`` with ``tcp_fragment(TCP_FRAG_IN_RTX_QUEUE)``)."""
+    in_sack = start <= skb.seq and skb.end_seq <= end
+    mss = sk.mss_cache
+    if not in_sack and len(skb.data) > mss and skb.end_seq > start:
+        in_sack = start <= skb.seq
+        if not in_sack:
+            pkt_len = start - skb.seq
+            if pkt_len < mss:
+                pkt_len = mss
+        else:
+            pkt_len = end - skb.seq
+            if pkt_len < mss:
+                return False
+        if pkt_len > mss:
+            new_len = (pkt_len // mss) * mss
+            if not in_sack and new_len < pkt_len:
+                new_len += mss
+            pkt_len = new_len
+        if pkt_len >= len(skb.data) and not in_sack:
+            return False
+        if pkt_len < len(skb.data):
+            tcp_fragment_rtx(sk, skb, pkt_len)
+    return in_sack
+
+
+def tcp_skb_spurious_retrans(sk: TcpSock, skb: SKB) -> bool:
+    """The ACK echoes a timestamp older than the skb's retransmission: the original was
+    delivered (``tcp_skb_spurious_retrans``)."""
+    return bool(skb.sacked & TCPCB_RETRANS and sk.saw_tstamp and sk.rcv_tsecr
+                and ts_before((sk.rcv_tsecr - sk.tsoffset) & 0xFFFFFFFF,
+                              (skb.tstamp // 1000) & 0xFFFFFFFF))
+
+
+def _rtx_index(q, seq: int) -> int:
+    """First index in the retransmit queue whose skb ends above ``seq`` (an rb-tree lookup)."""
+    return bisect_right(q, seq, key=_end_seq)
+
+
+def _end_seq(skb: SKB) -> int:
+    return skb.end_seq
+
+
+def tcp_sacktag_walk(sk: TcpSock, st: SackState, start: int, end: int, dup_sack: bool) -> None:
+    """Tag the skbs inside [start, end) (``tcp_sacktag_walk``)."""
+    q = sk.rtx_queue
+    i = _rtx_index(q, start)
+    while i < len(q):
+        skb = q[i]
+        if skb.seq >= end:
+            break
+        if tcp_match_skb_to_sack(sk, skb, start, end):
+            tcp_sacktag_one(sk, st, skb, dup_sack)
+        i += 1
+
+
+def tcp_sacktag_write_queue(sk: TcpSock, ack: int, prior_snd_una: int, st: SackState) -> int:
+    """Mark SACKed segments on the retransmit queue (``tcp_sacktag_write_queue``).
+
+    Blocks are sorted; the parts already covered by the previous ACK's blocks
+    (``recv_sack_cache``) are skipped, so a long SACK scoreboard costs only its new edges.
+    """
     ref = sk.snd_una
-    ub = [(unwrap(a, ref), unwrap(b, ref)) for a, b in blocks]
-    # D-SACK (RFC 2883): first block below the cumulative ACK or inside the second block
-    first_start, first_end = ub[0]
-    if first_start < sk.snd_una or (len(ub) > 1 and ub[1][0] <= first_start
-                                    and first_end <= ub[1][1]):
-        sk.net.mib["TcpExtTCPDSACKRecv"] += 1
-        flag |= FLAG_DSACKING_ACK
-        ub = ub[1:]
-    for start, end in ub:
-        if end <= start or end > sk.snd_nxt or start < sk.snd_una - sk.max_window:
+    blocks = [(unwrap(a, ref), unwrap(b, ref)) for a, b in sk.rx_opt_sack]
+    net = sk.net
+    found_dup = tcp_check_dsack(sk, ack, blocks, prior_snd_una, st)
+    if not sk.packets_out or not sk.rtx_queue:
+        sk.recv_sack_cache = []
+        return st.flag
+    used = []
+    for i, (start, end) in enumerate(blocks):
+        dup = found_dup and i == 0
+        if not tcp_is_sackblock_valid(sk, dup, start, end):
+            if dup:
+                mib = "TcpExtTCPDSACKIgnoredOld" if sk.undo_marker else "TcpExtTCPDSACKIgnoredNoUndo"
+            else:
+                mib = "TcpExtTCPSACKDiscard"
+            net.mib[mib] += 1
             continue
-        for skb in sk.rtx_queue:
-            if skb.seq >= end:
+        if end <= prior_snd_una:
+            continue
+        used.append((start, end, dup))
+    used.sort()
+    cache = sk.recv_sack_cache
+    for start, end, dup in used:
+        if dup:
+            tcp_sacktag_walk(sk, st, start, end, True)
+            continue
+        # skip what the previous ACK's blocks already covered
+        cur = start
+        for cs, ce in cache:
+            if ce <= cur or cs >= end:
+                continue
+            if cs > cur:
+                tcp_sacktag_walk(sk, st, cur, cs, False)
+            cur = max(cur, ce)
+            if cur >= end:
                 break
-            if skb.seq >= start and skb.end_seq <= end and not skb.sacked & TCPCB_SACKED_ACKED:
-                if skb.sacked & TCPCB_SACKED_RETRANS:
-                    skb.sacked &= ~TCPCB_SACKED_RETRANS
-                    sk.retrans_out -= 1
-                if skb.sacked & TCPCB_LOST:
-                    skb.sacked &= ~TCPCB_LOST
-                    sk.lost_out -= 1
-                skb.sacked |= TCPCB_SACKED_ACKED
-                sk.sacked_out += 1
-                sk.delivered += 1
-                flag |= FLAG_DATA_SACKED
-    return flag
+        if cur < end:
+            tcp_sacktag_walk(sk, st, cur, end, False)
+    sk.recv_sack_cache = [(s, e) for s, e, d in used if not d]
+    if sk.icsk_ca_state != TCP_CA_Loss or sk.undo_marker:
+        tcp_check_sack_reordering(sk, st.reord, 0)
+    return st.flag
 
 
-def tcp_clean_rtx_queue(sk: TcpSock, prior_snd_una: int, now: int) -> tuple[int, int, int]:
-    """Free acked segments, take an RTT sample by Karn's rule (``tcp_clean_rtx_queue``).
+def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
+                        st: SackState) -> tuple[int, int, int]:
+    """Free acked segments; RTT sample by Karn's rule, else from SACKs (``tcp_clean_rtx_queue``).
 
     Returns (flag, packets acked, rtt sample in us or -1).
     """
     flag = 0
     acked = 0
-    seq_rtt = -1
+    first_ackt = None
+    reord = sk.snd_nxt
     q = sk.rtx_queue
     snd_una = sk.snd_una
+    now = sk.tcp_mstamp
+    sack = sk.sack_ok
+    ts = sk.tsorted
     while q:
         skb = q[0]
         if skb.end_seq > snd_una:
             break
         q.popleft()
+        if ts:
+            ts.pop(skb, None)
         sacked = skb.sacked
-        if sacked & TCPCB_SACKED_RETRANS:
-            sk.retrans_out -= 1
+        if sacked & TCPCB_RETRANS:
+            if sacked & TCPCB_SACKED_RETRANS:
+                sk.retrans_out -= 1
             flag |= FLAG_RETRANS_DATA_ACKED
-        elif not skb.retrans and not sacked & TCPCB_SACKED_ACKED:
-            # first_ackt = tcp_skb_timestamp_us(skb): a segment sent at t=0 is a valid sample
-            seq_rtt = now - skb.tstamp
-            flag |= FLAG_ORIG_SACK_ACKED
+        elif not sacked & TCPCB_SACKED_ACKED:
+            if first_ackt is None:
+                first_ackt = skb.tstamp
+            if skb.seq < reord:
+                reord = skb.seq
+            if skb.end_seq <= sk.high_seq:
+                flag |= FLAG_ORIG_SACK_ACKED
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
-        else:
+        elif sack:
             sk.delivered += 1
+            if not tcp_skb_spurious_retrans(sk, skb):
+                tcp_rack_advance(sk, sacked, skb.tx_seq, skb.tstamp)
         if sacked & TCPCB_LOST:
             sk.lost_out -= 1
         sk.packets_out -= 1
@@ -558,37 +830,104 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_snd_una: int, now: int) -> tuple[int,
         sk.sk_wmem_queued -= len(skb.data)
     if sk.sk_wmem_queued < 0:
         sk.sk_wmem_queued = 0
-    if acked:
+    if q and q[0].sacked & TCPCB_SACKED_ACKED:
+        flag |= FLAG_SACK_RENEGING
+    # first_ackt = tcp_skb_timestamp_us(skb): a segment sent at t=0 is a valid sample
+    seq_rtt = now - first_ackt if first_ackt is not None else -1
+    sack_rtt = now - st.first_sackt if st.first_sackt else -1
+    if seq_rtt < 0:
+        seq_rtt = sack_rtt
+    if flag & FLAG_ACKED:
         flag |= FLAG_SET_XMIT_TIMER
+        if not sack:
+            tcp_remove_reno_sacks(sk, acked)
+        elif reord < prior_fack:
+            tcp_check_sack_reordering(sk, reord, 0)
+    elif q and sack_rtt >= 0 and sack_rtt > now - q[0].tstamp:
+        flag |= FLAG_SET_XMIT_TIMER     # do not re-arm the RTO for SACKs of data sent later
     return flag, acked, seq_rtt
 
 
+# ---- Reno (no SACK): duplicate ACKs stand for SACKed segments -----------------------------
+
+def tcp_limit_reno_sacked(sk: TcpSock) -> bool:
+    holes = min(max(sk.lost_out, 1), sk.packets_out)
+    if sk.sacked_out + holes > sk.packets_out:
+        sk.sacked_out = sk.packets_out - holes
+        return True
+    return False
+
+
+def tcp_check_reno_reordering(sk: TcpSock, addend: int) -> None:
+    """``tcp_check_reno_reordering``: more dupacks than holes can explain is reordering."""
+    if not tcp_limit_reno_sacked(sk):
+        return
+    sk.reordering = min(sk.packets_out + addend, sk.net.sysctl.tcp_max_reordering)
+    sk.reord_seen += 1
+    sk.net.mib["TcpExtTCPRenoReorder"] += 1
+
+
+def tcp_add_reno_sack(sk: TcpSock, num_dupack: int) -> None:
+    """A duplicate ACK: one more segment has left the network (``tcp_add_reno_sack``)."""
+    if num_dupack:
+        prior_sacked = sk.sacked_out
+        sk.sacked_out += num_dupack
+        tcp_check_reno_reordering(sk, 0)
+        delivered = sk.sacked_out - prior_sacked
+        if delivered > 0:
+            tcp_count_delivered(sk, delivered)
+
+
+def tcp_remove_reno_sacks(sk: TcpSock, acked: int) -> None:
+    """``tcp_remove_reno_sacks``: one ACK filled the hole, the rest ate duplicate ACKs."""
+    if acked > 0:
+        tcp_count_delivered(sk, max(acked - sk.sacked_out, 1))
+        if acked - 1 >= sk.sacked_out:
+            sk.sacked_out = 0
+        else:
+            sk.sacked_out -= acked - 1
+    tcp_check_reno_reordering(sk, acked)
+
+
+def tcp_reset_reno_sack(sk: TcpSock) -> None:
+    sk.sacked_out = 0
+
+
 def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
-    """Process the ACK field (``tcp_ack``): window, SACK, RTT, cwnd, recovery.
+    """Process the ACK field (``tcp_ack``): window, SACK, RTT, loss recovery, cwnd.
 
     Returns > 0 if acceptable, 0 for an old duplicate we ignore, < 0 for an unacceptable ACK
     (-1 beyond snd_nxt, -2 too old).
     """
     net = sk.net
     now = net.clock.now_us()
+    sk.tcp_mstamp = now
     prior_snd_una = sk.snd_una
     ack_seq = skb.seq
     ack = skb.ack_seq
     prior_packets = sk.packets_out
+    delivered = sk.delivered
+    lost = sk.lost
+    num_dupack = 0
+    st = SackState(sk.snd_nxt)
     if ack < prior_snd_una:
         if ack < prior_snd_una - sk.max_window:
             if not flag & FLAG_NO_CHALLENGE_ACK:
                 tcp_send_challenge_ack(sk)
             return -2
-        # old ACK: still take SACK information
+        # old_ack: still take SACK information
         if sk.rx_opt_sack:
-            tcp_sacktag_write_queue(sk, prior_snd_una)
+            flag |= tcp_sacktag_write_queue(sk, ack, prior_snd_una, st)
+            tcp_count_delivered(sk, st.sack_delivered)
+            flag, rexmit = tcp_fastretrans_alert(sk, prior_snd_una, 0, flag)
+            tcp_xmit_recovery(sk, rexmit)
         return 0
     if ack > sk.snd_nxt:
         return -1
     if ack > prior_snd_una:
         flag |= FLAG_SND_UNA_ADVANCED
         sk.icsk_retransmits = 0
+    prior_fack = tcp_highest_sack_seq(sk) if sk.sack_ok else prior_snd_una
     if flag & FLAG_UPDATE_TS_RECENT:
         tcp_replace_ts_recent(sk, skb.seq)
     if not (flag & FLAG_SLOWPATH) and ack > prior_snd_una:
@@ -603,31 +942,23 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
             net.mib["TcpExtTCPPureAcks"] += 1
         flag |= tcp_ack_update_window(sk, skb, ack, ack_seq)
         if sk.rx_opt_sack:
-            flag |= tcp_sacktag_write_queue(sk, prior_snd_una)
+            flag |= tcp_sacktag_write_queue(sk, ack, prior_snd_una, st)
+            if st.sack_delivered:
+                tcp_count_delivered(sk, st.sack_delivered)
     sk.bytes_acked += ack - prior_snd_una
+    sk.sk_err_soft = 0
     sk.icsk_probes_out = 0
     sk.rcv_tstamp = now
     if not prior_packets:
-        # no_queue: a window update may let queued data go, or stop the window probe
-        if sk.write_queue and sk.snd_wnd and sk.icsk_pending == S.ICSK_TIME_PROBE0:
-            from .output import inet_csk_clear_xmit_timer
-
-            sk.icsk_backoff = 0
-            sk.icsk_probes_tstamp = 0
-            inet_csk_clear_xmit_timer(sk)
-        elif sk.write_queue and sk.icsk_pending == S.ICSK_TIME_PROBE0:
-            # tcp_ack_probe: the window is still shut; the probe timer restarts from this
-            # ACK with the current backoff (tcp_probe0_when), clamped to TCP_USER_TIMEOUT
-            from .output import (
-                tcp_clamp_probe0_to_user_timeout,
-                tcp_probe0_when,
-                tcp_reset_xmit_timer,
-            )
-
-            tcp_reset_xmit_timer(sk, S.ICSK_TIME_PROBE0, tcp_clamp_probe0_to_user_timeout(
-                sk, tcp_probe0_when(sk, S.TCP_RTO_MAX)))
+        # no_queue: a DSACK may undo; a window update may let queued data go or stop the probe
+        if flag & FLAG_DSACKING_ACK:
+            flag, _ = tcp_fastretrans_alert(sk, prior_snd_una, num_dupack, flag)
+        tcp_ack_probe(sk)
+        if sk.tlp_high_seq:
+            tcp_process_tlp_ack(sk, ack, flag)
         return 1
-    cflag, acked, seq_rtt = tcp_clean_rtx_queue(sk, prior_snd_una, now)
+    prior_delivered = delivered
+    cflag, acked, seq_rtt = tcp_clean_rtx_queue(sk, prior_fack, prior_snd_una, st)
     flag |= cflag
     if seq_rtt < 0 and sk.saw_tstamp and sk.rcv_tsecr and flag & FLAG_ACKED:
         delta = (tcp_time_stamp_ts(sk) - sk.rcv_tsecr) & 0xFFFFFFFF
@@ -637,16 +968,113 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
         tcp_ack_update_rtt(sk, seq_rtt)
         if sk.ca is not None:
             sk.ca.pkts_acked(sk, acked, seq_rtt)
-    tcp_fastretrans_alert(sk, prior_snd_una, flag, acked)
+    elif seq_rtt >= 0 and flag & FLAG_DATA_SACKED:
+        tcp_ack_update_rtt(sk, seq_rtt)       # a SACK RTT sample (tcp_ack_update_rtt)
+    tcp_rack_update_reo_wnd(sk, prior_delivered)
+    if sk.tlp_high_seq:
+        tcp_process_tlp_ack(sk, ack, flag)
+    rexmit = REXMIT_NONE
+    if tcp_ack_is_dubious(sk, flag):
+        if not flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK):
+            num_dupack = 1
+        flag, rexmit = tcp_fastretrans_alert(sk, prior_snd_una, num_dupack, flag)
     if flag & FLAG_SET_XMIT_TIMER:
-        tcp_rearm_rto(sk)
+        tcp_set_xmit_timer(sk)
+    acked_sacked = sk.delivered - delivered
+    tcp_cong_control(sk, ack, acked_sacked, sk.lost - lost, flag)
+    tcp_xmit_recovery(sk, rexmit)
     tp = net.trace.tcp_probe
     if tp.subs:
         tp.emit(sk, now)
     return 1
 
 
-# ---- congestion state machine (tcp_fastretrans_alert, simplified) --------------------------
+def tcp_ack_probe(sk: TcpSock) -> None:
+    """An ACK with nothing in flight (``tcp_ack_probe``): if the window now takes the head of
+    the write queue, stop probing (tcp_data_snd_check sends it); else re-arm the zero-window
+    probe from this ACK, base << backoff."""
+    q = sk.write_queue
+    if not q:
+        return
+    from .output import inet_csk_clear_xmit_timer, tcp_probe0_when, tcp_reset_xmit_timer
+
+    if q[0].end_seq <= sk.snd_una + sk.snd_wnd:
+        sk.icsk_backoff = 0
+        sk.icsk_probes_tstamp = 0
+        if sk.icsk_pending == S.ICSK_TIME_PROBE0:
+            inet_csk_clear_xmit_timer(sk)
+    else:
+        tcp_reset_xmit_timer(sk, S.ICSK_TIME_PROBE0, tcp_probe0_when(sk, S.TCP_RTO_MAX))
+
+
+def tcp_ack_is_dubious(sk: TcpSock, flag: int) -> bool:
+    """Anything but a plain in-order ACK in Open state (``tcp_ack_is_dubious``)."""
+    return (not flag & FLAG_NOT_DUP or bool(flag & FLAG_CA_ALERT)
+            or sk.icsk_ca_state != TCP_CA_Open)
+
+
+def tcp_set_xmit_timer(sk: TcpSock) -> None:
+    """Arm the loss probe, else the RTO (``tcp_set_xmit_timer``)."""
+    if not tcp_schedule_loss_probe(sk, True):
+        tcp_rearm_rto(sk)
+
+
+def tcp_in_cwnd_reduction(sk: TcpSock) -> bool:
+    return sk.icsk_ca_state in (TCP_CA_CWR, TCP_CA_Recovery)
+
+
+def tcp_may_raise_cwnd(sk: TcpSock, flag: int) -> bool:
+    """Grow cwnd only on forward progress, or on any delivery when reordering is high
+    (``tcp_may_raise_cwnd``)."""
+    if sk.reordering > sk.net.sysctl.tcp_reordering:
+        return bool(flag & FLAG_FORWARD_PROGRESS)
+    return bool(flag & FLAG_DATA_ACKED)
+
+
+def tcp_update_pacing_rate(sk: TcpSock) -> None:
+    """``sk_pacing_rate`` = mss * max(cwnd, packets_out) / srtt, times tcp_pacing_ss_ratio
+    (200 %) while cwnd < ssthresh/2, else tcp_pacing_ca_ratio (120 %)
+    (``tcp_update_pacing_rate``). tcpdive does not pace; tcp_tso_autosize reads it to size
+    TSO bursts, which decides where Linux puts PSH (see ``tcp_write_xmit``)."""
+    sc = sk.net.sysctl
+    rate = sk.mss_cache * ((S.USEC // 100) << 3)
+    if sk.snd_cwnd < sk.snd_ssthresh // 2:
+        rate *= sc.tcp_pacing_ss_ratio
+    else:
+        rate *= sc.tcp_pacing_ca_ratio
+    rate *= max(sk.snd_cwnd, sk.packets_out)
+    if sk.srtt_us:
+        rate //= sk.srtt_us
+    sk.sk_pacing_rate = min(rate, S.SK_MAX_PACING_RATE)
+
+
+def tcp_cong_control(sk: TcpSock, ack: int, acked_sacked: int, losses: int, flag: int) -> None:
+    """PRR while reducing, else the algorithm's cong_avoid; then the pacing rate
+    (``tcp_cong_control``)."""
+    if tcp_in_cwnd_reduction(sk):
+        tcp_cwnd_reduction(sk, acked_sacked, losses, flag)
+    elif tcp_may_raise_cwnd(sk, flag):
+        if sk.ca is not None and acked_sacked > 0:
+            sk.ca.cong_avoid(sk, ack, acked_sacked)
+        sk.snd_cwnd_stamp = sk.tcp_mstamp
+    tcp_update_pacing_rate(sk)
+
+
+def tcp_xmit_recovery(sk: TcpSock, rexmit: int) -> None:
+    """Send what recovery decided: lost segments, or new data for F-RTO (``tcp_xmit_recovery``)."""
+    if rexmit == REXMIT_NONE or sk.state == S.TCP_SYN_SENT:
+        return
+    if rexmit == REXMIT_NEW:
+        from .output import __tcp_push_pending_frames, tcp_current_mss
+
+        __tcp_push_pending_frames(sk, tcp_current_mss(sk), S.TCP_NAGLE_OFF)
+        if sk.snd_nxt > sk.high_seq:
+            return
+        sk.frto = False
+    tcp_xmit_retransmit_queue(sk)
+
+
+# ---- congestion state machine (tcp_fastretrans_alert and its helpers) ---------------------
 
 def tcp_set_ca_state(sk: TcpSock, state: int) -> None:
     if sk.ca is not None:
@@ -654,84 +1082,127 @@ def tcp_set_ca_state(sk: TcpSock, state: int) -> None:
     sk.icsk_ca_state = state
 
 
+def tcp_current_ssthresh(sk: TcpSock) -> int:
+    """``tcp_current_ssthresh``: the threshold to restore on undo."""
+    if tcp_in_cwnd_reduction(sk):
+        return sk.snd_ssthresh
+    return max(sk.snd_ssthresh, (sk.snd_cwnd >> 1) + (sk.snd_cwnd >> 2))
+
+
+def tcp_init_undo(sk: TcpSock) -> None:
+    """Remember where undo starts and how many retransmissions DSACKs must cover (``tcp_init_undo``)."""
+    sk.undo_marker = sk.snd_una
+    sk.undo_retrans = sk.retrans_out
+    if sk.tlp_high_seq and sk.tlp_retrans:
+        sk.undo_retrans += 1
+    if not sk.undo_retrans:
+        sk.undo_retrans = -1
+
+
+def tcp_mark_skb_lost(sk: TcpSock, skb: SKB) -> None:
+    """Mark one skb lost; a lost retransmission is counted again (``tcp_mark_skb_lost``)."""
+    sacked = skb.sacked
+    if sacked & TCPCB_SACKED_ACKED:
+        return
+    if sacked & TCPCB_LOST:
+        if sacked & TCPCB_SACKED_RETRANS:
+            skb.sacked = sacked & ~TCPCB_SACKED_RETRANS
+            sk.retrans_out -= 1
+            sk.net.mib["TcpExtTCPLostRetransmit"] += 1
+            sk.lost += 1
+    else:
+        sk.lost_out += 1
+        skb.sacked = sacked | TCPCB_LOST
+        sk.lost += 1
+
+
+def tcp_timeout_mark_lost(sk: TcpSock) -> None:
+    """RTO: everything not SACKed and not sent within the last RTT is lost; SACK reneging
+    (head SACKed) forgets all SACKs (``tcp_timeout_mark_lost``)."""
+    q = sk.rtx_queue
+    if not q:
+        return
+    head = q[0]
+    is_reneg = bool(head.sacked & TCPCB_SACKED_ACKED)
+    if is_reneg:
+        sk.net.mib["TcpExtTCPSACKReneging"] += 1
+        sk.sacked_out = 0
+        sk.is_sack_reneg = True
+    elif not sk.sack_ok:
+        tcp_reset_reno_sack(sk)
+    for skb in q:
+        if is_reneg:
+            skb.sacked &= ~TCPCB_SACKED_ACKED
+        elif skb is not head and tcp_rack_skb_timeout(sk, skb, 0) > 0:
+            continue
+        tcp_mark_skb_lost(sk, skb)
+
+
 def tcp_enter_loss(sk: TcpSock) -> None:
-    """RTO: mark everything not SACKed lost, cwnd to 1, enter Loss (``tcp_enter_loss``)."""
+    """RTO: mark lost, cwnd to in-flight + 1, enter Loss, maybe start F-RTO (``tcp_enter_loss``)."""
     from .cong import CA_EVENT_LOSS
 
-    for skb in sk.rtx_queue:
-        if skb.sacked & TCPCB_SACKED_ACKED:
-            continue
-        if skb.sacked & TCPCB_SACKED_RETRANS:
-            skb.sacked &= ~TCPCB_SACKED_RETRANS
-        if not skb.sacked & TCPCB_LOST:
-            skb.sacked |= TCPCB_LOST
-            sk.lost_out += 1
-    sk.retrans_out = 0
+    sk.tcp_mstamp = sk.net.clock.now_us()
+    new_recovery = sk.icsk_ca_state < TCP_CA_Recovery
+    tcp_timeout_mark_lost(sk)
     if (sk.icsk_ca_state <= TCP_CA_Disorder or sk.high_seq <= sk.snd_una
             or (sk.icsk_ca_state == TCP_CA_Loss and not sk.icsk_retransmits)):
-        sk.prior_ssthresh = sk.snd_ssthresh
+        sk.prior_ssthresh = tcp_current_ssthresh(sk)
         sk.prior_cwnd = sk.snd_cwnd
         if sk.ca is not None:
             sk.snd_ssthresh = sk.ca.ssthresh(sk)
             sk.ca.cwnd_event(sk, CA_EVENT_LOSS)
-        sk.undo_marker = sk.snd_una
-        sk.undo_retrans = 0
+        tcp_init_undo(sk)
     sk.snd_cwnd = sk.tcp_packets_in_flight() + 1
     sk.snd_cwnd_cnt = 0
-    sk.snd_cwnd_stamp = sk.net.clock.now_us()
-    sk.dupacks = 0
+    sk.snd_cwnd_stamp = sk.tcp_mstamp
+    reordering = sk.net.sysctl.tcp_reordering
+    if sk.icsk_ca_state <= TCP_CA_Disorder and sk.sacked_out >= reordering:
+        sk.reordering = min(sk.reordering, reordering)
     tcp_set_ca_state(sk, TCP_CA_Loss)
     sk.high_seq = sk.snd_nxt
-
-
-def tcp_mark_head_lost(sk: TcpSock) -> int:
-    """Mark segments lost that dupthresh SACKed segments (or dupacks) have passed."""
-    newly = 0
-    if sk.sack_ok:
-        sacked_above = 0
-        skbs = list(sk.rtx_queue)
-        for skb in reversed(skbs):
-            if skb.sacked & TCPCB_SACKED_ACKED:
-                sacked_above += 1
-            elif sacked_above >= sk.reordering and not skb.sacked & (TCPCB_LOST | TCPCB_SACKED_RETRANS):
-                skb.sacked |= TCPCB_LOST
-                sk.lost_out += 1
-                newly += 1
-        q = sk.rtx_queue
-        if q and not newly and not sk.lost_out and not q[0].sacked & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS):
-            q[0].sacked |= TCPCB_LOST
-            sk.lost_out += 1
-            newly = 1
-    else:
-        q = sk.rtx_queue
-        if q and not q[0].sacked & (TCPCB_LOST | TCPCB_SACKED_RETRANS):
-            q[0].sacked |= TCPCB_LOST
-            sk.lost_out += 1
-            newly = 1
-    return newly
+    sk.tlp_high_seq = 0
+    sk.frto = bool(sk.net.sysctl.tcp_frto) and (new_recovery or bool(sk.icsk_retransmits))
 
 
 def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
-    """Retransmit lost segments as cwnd allows (``tcp_xmit_retransmit_queue``)."""
-    if not sk.lost_out:
+    """Retransmit lost segments as cwnd allows, from the head (``tcp_xmit_retransmit_queue``)."""
+    if not sk.packets_out or sk.retrans_out >= sk.lost_out:
         return
-    for skb in list(sk.rtx_queue):
-        if sk.tcp_packets_in_flight() >= sk.snd_cwnd:
+    q = sk.rtx_queue
+    head = q[0] if q else None
+    rearm = False
+    net = sk.net
+    mib = "TcpExtTCPFastRetrans" if sk.icsk_ca_state != TCP_CA_Loss else "TcpExtTCPSlowStartRetrans"
+    reducing = tcp_in_cwnd_reduction(sk)
+    for skb in _rtx_walk(q):
+        if sk.snd_cwnd - sk.tcp_packets_in_flight() <= 0:
+            break
+        if sk.retrans_out >= sk.lost_out:
             break
         s = skb.sacked
-        if s & TCPCB_LOST and not s & (TCPCB_SACKED_RETRANS | TCPCB_SACKED_ACKED):
-            if skb.seq < sk.snd_una and skb.end_seq <= sk.snd_una:
-                continue
-            if tcp_retransmit_skb(sk, skb):
-                break
-            if sk.icsk_ca_state != TCP_CA_Open:
-                sk.prr_out += 1
-            if sk.icsk_ca_state == TCP_CA_Recovery:
-                sk.net.mib["TcpExtTCPFastRetrans"] += 1
-            elif sk.icsk_ca_state == TCP_CA_Loss:
-                sk.net.mib["TcpExtTCPSlowStartRetrans"] += 1
-            if skb is sk.rtx_queue[0]:
-                tcp_rearm_rto(sk)
+        if not s & TCPCB_LOST or s & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS):
+            continue
+        if tcp_retransmit_skb(sk, skb):
+            break
+        net.mib[mib] += 1
+        if reducing:
+            sk.prr_out += 1
+        if skb is head and sk.icsk_pending != S.ICSK_TIME_REO_TIMEOUT:
+            rearm = True
+    if rearm:
+        from .output import tcp_reset_xmit_timer
+
+        tcp_reset_xmit_timer(sk, S.ICSK_TIME_RETRANS, sk.icsk_rto)
+
+
+def _rtx_walk(q):
+    """Walk the retransmit queue by index (``skb_rbtree_walk_from``): a retransmission may
+    fragment an skb and insert its tail right after it, which a deque iterator forbids."""
+    i = 0
+    while i < len(q):
+        yield q[i]
+        i += 1
 
 
 def tcp_cwnd_reduction(sk: TcpSock, newly_acked_sacked: int, newly_lost: int, flag: int) -> None:
@@ -752,24 +1223,50 @@ def tcp_cwnd_reduction(sk: TcpSock, newly_acked_sacked: int, newly_lost: int, fl
     sk.snd_cwnd = sk.tcp_packets_in_flight() + sndcnt
 
 
-def tcp_enter_recovery(sk: TcpSock) -> None:
-    """Fast retransmit: ssthresh from the algorithm, PRR starts (``tcp_enter_recovery``)."""
-    sk.prior_ssthresh = sk.snd_ssthresh
-    sk.undo_marker = sk.snd_una
-    sk.undo_retrans = 0
+def tcp_init_cwnd_reduction(sk: TcpSock) -> None:
+    """Start a cwnd reduction: ssthresh from the algorithm, PRR counters to 0
+    (``tcp_init_cwnd_reduction``)."""
+    sk.high_seq = sk.snd_nxt
+    sk.tlp_high_seq = 0
+    sk.snd_cwnd_cnt = 0
     sk.prior_cwnd = sk.snd_cwnd
-    if sk.ca is not None:
-        sk.snd_ssthresh = sk.ca.ssthresh(sk)
     sk.prr_delivered = 0
     sk.prr_out = 0
-    sk.high_seq = sk.snd_nxt
-    tcp_set_ca_state(sk, TCP_CA_Recovery)
+    if sk.ca is not None:
+        sk.snd_ssthresh = sk.ca.ssthresh(sk)
 
 
 def tcp_end_cwnd_reduction(sk: TcpSock) -> None:
-    if sk.icsk_ca_state == TCP_CA_CWR or sk.snd_ssthresh < TCP_INFINITE_SSTHRESH:
-        sk.snd_cwnd = max(sk.snd_ssthresh, 2) if sk.icsk_ca_state != TCP_CA_Loss else sk.snd_cwnd
+    """cwnd to ssthresh at the end of CWR or (not undone) Recovery (``tcp_end_cwnd_reduction``)."""
+    from .cong import CA_EVENT_COMPLETE_CWR
+
+    if sk.snd_ssthresh < TCP_INFINITE_SSTHRESH and (sk.icsk_ca_state == TCP_CA_CWR
+                                                   or sk.undo_marker):
+        sk.snd_cwnd = sk.snd_ssthresh
         sk.snd_cwnd_stamp = sk.net.clock.now_us()
+    if sk.ca is not None:
+        sk.ca.cwnd_event(sk, CA_EVENT_COMPLETE_CWR)
+
+
+def tcp_enter_cwr(sk: TcpSock) -> None:
+    """ECN or local congestion: reduce cwnd by PRR without retransmitting (``tcp_enter_cwr``)."""
+    sk.prior_ssthresh = 0
+    if sk.icsk_ca_state < TCP_CA_CWR:
+        sk.undo_marker = 0
+        tcp_init_cwnd_reduction(sk)
+        tcp_set_ca_state(sk, TCP_CA_CWR)
+
+
+def tcp_enter_recovery(sk: TcpSock, ece_ack: bool = False) -> None:
+    """Fast retransmit: start PRR and the undo bookkeeping (``tcp_enter_recovery``)."""
+    sk.net.mib["TcpExtTCPSackRecovery" if sk.sack_ok else "TcpExtTCPRenoRecovery"] += 1
+    sk.prior_ssthresh = 0
+    tcp_init_undo(sk)
+    if not tcp_in_cwnd_reduction(sk):
+        if not ece_ack:
+            sk.prior_ssthresh = tcp_current_ssthresh(sk)
+        tcp_init_cwnd_reduction(sk)
+    tcp_set_ca_state(sk, TCP_CA_Recovery)
 
 
 def tcp_any_retrans_done(sk: TcpSock) -> bool:
@@ -780,73 +1277,275 @@ def tcp_any_retrans_done(sk: TcpSock) -> bool:
     return bool(q and q[0].sacked & TCPCB_EVER_RETRANS)
 
 
-def tcp_fastretrans_alert(sk: TcpSock, prior_snd_una: int, flag: int, acked: int) -> None:
-    """Drive Open/Disorder/Recovery/Loss from this ACK and grow or reduce cwnd.
+def tcp_packet_delayed(sk: TcpSock) -> bool:
+    """Was the original, not the retransmission, acked — an echoed timestamp older than the
+    first retransmission (Eifel, RFC 3522) (``tcp_packet_delayed``)?"""
+    if sk.retrans_stamp:
+        return bool(sk.saw_tstamp and sk.rcv_tsecr
+                    and ts_before((sk.rcv_tsecr - sk.tsoffset) & 0xFFFFFFFF,
+                                  sk.retrans_stamp & 0xFFFFFFFF))
+    if not sk.sack_ok and sk.snd_una >= sk.high_seq:
+        return False
+    if sk.state == S.TCP_SYN_SENT:
+        return False
+    return True
+
+
+def tcp_may_undo(sk: TcpSock) -> bool:
+    return bool(sk.undo_marker) and (not sk.undo_retrans or tcp_packet_delayed(sk))
+
+
+def tcp_undo_cwnd_reduction(sk: TcpSock, unmark_loss: bool) -> None:
+    """Restore cwnd/ssthresh from before a spurious reduction (``tcp_undo_cwnd_reduction``)."""
+    if unmark_loss:
+        for skb in sk.rtx_queue:
+            skb.sacked &= ~TCPCB_LOST
+        sk.lost_out = 0
+    if sk.prior_ssthresh:
+        if sk.ca is not None:
+            sk.snd_cwnd = sk.ca.undo_cwnd(sk)
+        if sk.prior_ssthresh > sk.snd_ssthresh:
+            sk.snd_ssthresh = sk.prior_ssthresh
+    sk.snd_cwnd_stamp = sk.net.clock.now_us()
+    sk.undo_marker = 0
+    sk.rack_advanced = True
+
+
+def tcp_is_non_sack_preventing_reopen(sk: TcpSock) -> bool:
+    if sk.snd_una == sk.high_seq and not sk.sack_ok:
+        if not tcp_any_retrans_done(sk):
+            sk.retrans_stamp = 0
+        return True
+    return False
+
+
+def tcp_try_undo_recovery(sk: TcpSock) -> bool:
+    """End of Recovery/Loss: undo if nothing needed retransmitting (``tcp_try_undo_recovery``)."""
+    if tcp_may_undo(sk):
+        tcp_undo_cwnd_reduction(sk, False)
+        sk.net.mib["TcpExtTCPLossUndo" if sk.icsk_ca_state == TCP_CA_Loss
+                   else "TcpExtTCPFullUndo"] += 1
+    elif sk.rack_reo_wnd_persist:
+        sk.rack_reo_wnd_persist -= 1
+    if tcp_is_non_sack_preventing_reopen(sk):
+        return True
+    tcp_set_ca_state(sk, TCP_CA_Open)
+    sk.is_sack_reneg = False
+    return False
+
+
+def tcp_try_undo_dsack(sk: TcpSock) -> bool:
+    """Every retransmission was DSACKed: it was all spurious (``tcp_try_undo_dsack``)."""
+    if sk.undo_marker and not sk.undo_retrans:
+        sk.rack_reo_wnd_persist = min(TCP_RACK_RECOVERY_THRESH, sk.rack_reo_wnd_persist + 1)
+        tcp_undo_cwnd_reduction(sk, False)
+        sk.net.mib["TcpExtTCPDSACKUndo"] += 1
+        return True
+    return False
+
+
+def tcp_try_undo_loss(sk: TcpSock, frto_undo: bool) -> bool:
+    """Undo an RTO found spurious, by F-RTO or timestamps (``tcp_try_undo_loss``)."""
+    if frto_undo or tcp_may_undo(sk):
+        tcp_undo_cwnd_reduction(sk, True)
+        sk.net.mib["TcpExtTCPLossUndo"] += 1
+        if frto_undo:
+            sk.net.mib["TcpExtTCPSpuriousRTOs"] += 1
+        sk.icsk_retransmits = 0
+        if tcp_is_non_sack_preventing_reopen(sk):
+            return True
+        if frto_undo or sk.sack_ok:
+            tcp_set_ca_state(sk, TCP_CA_Open)
+            sk.is_sack_reneg = False
+        return True
+    return False
+
+
+def tcp_try_undo_partial(sk: TcpSock, prior_snd_una: int) -> bool:
+    """A partial ACK for an original transmission: reordering, not loss (``tcp_try_undo_partial``)."""
+    if sk.undo_marker and tcp_packet_delayed(sk):
+        tcp_check_sack_reordering(sk, prior_snd_una, 1)
+        if sk.retrans_out:
+            return True
+        if not tcp_any_retrans_done(sk):
+            sk.retrans_stamp = 0
+        tcp_undo_cwnd_reduction(sk, True)
+        sk.net.mib["TcpExtTCPPartialUndo"] += 1
+        tcp_try_keep_open(sk)
+    return False
+
+
+def tcp_try_keep_open(sk: TcpSock) -> None:
+    """Open, or Disorder while SACKs/retransmissions are outstanding (``tcp_try_keep_open``)."""
+    state = TCP_CA_Open
+    if sk.sacked_out + sk.lost_out or tcp_any_retrans_done(sk):
+        state = TCP_CA_Disorder
+    if sk.icsk_ca_state != state:
+        tcp_set_ca_state(sk, state)
+        sk.high_seq = sk.snd_nxt
+
+
+def tcp_try_to_open(sk: TcpSock, flag: int) -> None:
+    """``tcp_try_to_open``: clear the retransmission clock once nothing is retransmitted."""
+    if not tcp_any_retrans_done(sk):
+        sk.retrans_stamp = 0
+    if flag & FLAG_ECE:
+        tcp_enter_cwr(sk)
+    if sk.icsk_ca_state != TCP_CA_CWR:
+        tcp_try_keep_open(sk)
+
+
+def tcp_newreno_mark_lost(sk: TcpSock, snd_una_advanced: bool) -> None:
+    """Without SACK: the head is lost after dupthresh dupacks, or on a partial ACK in
+    Recovery (NewReno, RFC 6582) (``tcp_newreno_mark_lost``)."""
+    state = sk.icsk_ca_state
+    if ((state < TCP_CA_Recovery and sk.sacked_out >= sk.reordering)
+            or (state == TCP_CA_Recovery and snd_una_advanced)):
+        skb = sk.rtx_queue[0]
+        if skb.sacked & TCPCB_LOST:
+            return
+        tcp_mark_skb_lost(sk, skb)
+
+
+def tcp_mark_head_lost(sk: TcpSock) -> None:
+    """Classic dupthresh (RFC 6675) marking when RACK is off (tcp_recovery=0): skbs with
+    ``reordering`` SACKed skbs above them are lost."""
+    sacked_above = 0
+    for skb in reversed(sk.rtx_queue):
+        if skb.sacked & TCPCB_SACKED_ACKED:
+            sacked_above += 1
+        elif sacked_above >= sk.reordering:
+            tcp_mark_skb_lost(sk, skb)
+
+
+def tcp_identify_packet_loss(sk: TcpSock, flag: int) -> int:
+    """NewReno without SACK, RACK with it (``tcp_identify_packet_loss``); returns flag."""
+    if not sk.rtx_queue:
+        return flag
+    if not sk.sack_ok:
+        tcp_newreno_mark_lost(sk, bool(flag & FLAG_SND_UNA_ADVANCED))
+    elif sk.net.sysctl.tcp_recovery & TCP_RACK_LOSS_DETECTION:
+        prior_retrans = sk.retrans_out
+        if tcp_rack_mark_lost(sk):
+            flag &= ~FLAG_SET_XMIT_TIMER
+        if prior_retrans > sk.retrans_out:
+            flag |= FLAG_LOST_RETRANS
+    elif sk.sacked_out + 1 > sk.reordering:
+        tcp_mark_head_lost(sk)
+    return flag
+
+
+def tcp_time_to_recover(sk: TcpSock) -> bool:
+    """Has loss detection marked a packet lost (``tcp_time_to_recover``)?"""
+    return bool(sk.lost_out)
+
+
+def tcp_check_sack_reneging(sk: TcpSock, flag: int) -> tuple[bool, int]:
+    """The receiver dropped data it had SACKed: wait a little, then let the RTO sort it out
+    (``tcp_check_sack_reneging``)."""
+    if flag & FLAG_SACK_RENEGING and flag & FLAG_SND_UNA_ADVANCED:
+        from .output import tcp_reset_xmit_timer
+
+        delay = max(jiffies_round(sk.srtt_us >> 4), 10_000)
+        tcp_reset_xmit_timer(sk, S.ICSK_TIME_RETRANS, delay)
+        return True, flag & ~FLAG_SET_XMIT_TIMER
+    return False, flag
+
+
+def tcp_process_loss(sk: TcpSock, flag: int, num_dupack: int) -> int:
+    """An ACK in Loss: undo a spurious RTO (timestamps, F-RTO RFC 5682), or keep
+    retransmitting (``tcp_process_loss``). Returns the rexmit decision."""
+    recovered = sk.snd_una >= sk.high_seq
+    if flag & FLAG_SND_UNA_ADVANCED and tcp_try_undo_loss(sk, False):
+        return REXMIT_NONE
+    if sk.frto:
+        if flag & FLAG_ORIG_SACK_ACKED and tcp_try_undo_loss(sk, True):
+            return REXMIT_NONE
+        if sk.snd_nxt > sk.high_seq:
+            if flag & FLAG_DATA_SACKED or num_dupack:
+                sk.frto = False                # step 3.a: the loss was real
+        elif flag & FLAG_SND_UNA_ADVANCED and not recovered:
+            sk.high_seq = sk.snd_nxt
+            # step 2.b: send new data (after cwnd is updated in tcp_ack), else fall back
+            q = sk.write_queue
+            if q and sk.snd_una + sk.snd_wnd > sk.snd_nxt:
+                return REXMIT_NEW
+            sk.frto = False
+    if recovered:
+        tcp_try_undo_recovery(sk)
+        return REXMIT_NONE
+    if not sk.sack_ok:
+        if sk.snd_nxt > sk.high_seq and num_dupack:
+            tcp_add_reno_sack(sk, num_dupack)
+        elif flag & FLAG_SND_UNA_ADVANCED:
+            tcp_reset_reno_sack(sk)
+    return REXMIT_LOST
+
+
+def tcp_fastretrans_alert(sk: TcpSock, prior_snd_una: int, num_dupack: int,
+                          flag: int) -> tuple[int, int]:
+    """The congestion-avoidance state machine (``tcp_fastretrans_alert``): leave Recovery/Loss
+    when high_seq is acked (undoing if the reduction proves spurious), detect loss (RACK, or
+    NewReno dupacks), enter Recovery. Returns (flag, rexmit).
 
     ``retrans_stamp`` (start of the retransmission episode that tcp_write_timeout measures) is
-    cleared as Linux does: on a dubious ACK in Open ("D. Check state exit conditions"), and by
-    tcp_try_undo_recovery / tcp_try_to_open once no retransmission is outstanding. Without
-    that, the first retransmission ever would start a clock that kills the connection
-    tcp_retries2 worth of time later, whatever progress was made in between.
+    cleared in Open and by tcp_try_undo_recovery / tcp_try_to_open once no retransmission is
+    outstanding.
     """
+    rexmit = REXMIT_NONE
+    ece_ack = bool(flag & FLAG_ECE)
+    if not sk.packets_out and sk.sacked_out:
+        sk.sacked_out = 0
+    if ece_ack:
+        sk.prior_ssthresh = 0
+    reneg, flag = tcp_check_sack_reneging(sk, flag)
+    if reneg:
+        return flag, rexmit
     state = sk.icsk_ca_state
-    if state == TCP_CA_Open and (not flag & FLAG_NOT_DUP or flag & (FLAG_ECE | FLAG_DATA_SACKED
-                                                                    | FLAG_SACK_RENEGING)):
+    # D. state exit conditions
+    if state == TCP_CA_Open:
         sk.retrans_stamp = 0
-    is_dupack = not (flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP)) and sk.packets_out > 0
-    if not sk.sack_ok:
-        if is_dupack:
-            if sk.sacked_out + 1 < sk.packets_out:
-                sk.sacked_out += 1       # tcp_add_reno_sack: dupacks stand for SACKed segments
-                sk.delivered += 1
-        elif flag & FLAG_SND_UNA_ADVANCED:
-            sk.sacked_out = max(0, sk.sacked_out - acked)
-            if state in (TCP_CA_Open, TCP_CA_Disorder):
-                sk.sacked_out = 0
-    newly_acked_sacked = acked + (1 if is_dupack else 0) if not sk.sack_ok else acked + (
-        1 if flag & FLAG_DATA_SACKED else 0)
-    # leaving a recovery episode
-    if state in (TCP_CA_Recovery, TCP_CA_Loss) and sk.snd_una >= sk.high_seq:
-        if state == TCP_CA_Recovery:
+    elif sk.snd_una >= sk.high_seq:
+        if state == TCP_CA_CWR:
+            if sk.snd_una != sk.high_seq:
+                tcp_end_cwnd_reduction(sk)
+                tcp_set_ca_state(sk, TCP_CA_Open)
+        elif state == TCP_CA_Recovery:
+            if not sk.sack_ok:
+                tcp_reset_reno_sack(sk)
+            if tcp_try_undo_recovery(sk):
+                return flag, rexmit
             tcp_end_cwnd_reduction(sk)
-        tcp_set_ca_state(sk, TCP_CA_Open)
-        sk.sacked_out = 0 if not sk.sack_ok else sk.sacked_out
-        state = TCP_CA_Open
-        sk.dupacks = 0
-        if not tcp_any_retrans_done(sk):      # tcp_try_undo_recovery / tcp_try_to_open
-            sk.retrans_stamp = 0
+    # E. process state
+    state = sk.icsk_ca_state
     if state == TCP_CA_Recovery:
-        if not sk.sack_ok and flag & FLAG_SND_UNA_ADVANCED:
-            tcp_mark_head_lost(sk)   # NewReno partial ACK: the next hole is lost too
-        newly_lost = tcp_mark_head_lost(sk) if sk.sack_ok else 0
-        tcp_cwnd_reduction(sk, newly_acked_sacked, newly_lost, flag)
-        tcp_xmit_retransmit_queue(sk)
-        return
+        if not flag & FLAG_SND_UNA_ADVANCED:
+            if not sk.sack_ok:
+                tcp_add_reno_sack(sk, num_dupack)
+        elif tcp_try_undo_partial(sk, prior_snd_una):
+            return flag, rexmit
+        if tcp_try_undo_dsack(sk):
+            tcp_try_to_open(sk, flag)
+        flag = tcp_identify_packet_loss(sk, flag)
+        return flag, REXMIT_LOST
     if state == TCP_CA_Loss:
-        _cong_avoid(sk, acked, flag)
-        tcp_xmit_retransmit_queue(sk)
-        return
-    # Open or Disorder: time to recover?
-    dup_evidence = sk.sacked_out + 1 if sk.sack_ok else sk.sacked_out + 1
-    if sk.sacked_out and (sk.lost_out or dup_evidence > sk.reordering):
-        tcp_enter_recovery(sk)
-        newly_lost = tcp_mark_head_lost(sk)
-        tcp_cwnd_reduction(sk, max(newly_acked_sacked, 1), newly_lost, flag)
-        tcp_xmit_retransmit_queue(sk)
-        return
-    if sk.sacked_out:
-        if state != TCP_CA_Disorder:
-            tcp_set_ca_state(sk, TCP_CA_Disorder)
-    elif state == TCP_CA_Disorder:
-        tcp_set_ca_state(sk, TCP_CA_Open)
-    if state != TCP_CA_Open and not tcp_any_retrans_done(sk):   # tcp_try_to_open
-        sk.retrans_stamp = 0
-    _cong_avoid(sk, acked, flag)
-
-
-def _cong_avoid(sk: TcpSock, acked: int, flag: int) -> None:
-    if acked and sk.ca is not None and flag & FLAG_DATA_ACKED:
-        sk.ca.cong_avoid(sk, sk.snd_una, acked)
+        rexmit = tcp_process_loss(sk, flag, num_dupack)
+        flag = tcp_identify_packet_loss(sk, flag)
+        if not (sk.icsk_ca_state == TCP_CA_Open or flag & FLAG_LOST_RETRANS):
+            return flag, rexmit
+        # cwnd undone or retransmissions lost: change state (fall through)
+    if not sk.sack_ok:
+        if flag & FLAG_SND_UNA_ADVANCED:
+            tcp_reset_reno_sack(sk)
+        tcp_add_reno_sack(sk, num_dupack)
+    if sk.icsk_ca_state <= TCP_CA_Disorder:
+        tcp_try_undo_dsack(sk)
+    flag = tcp_identify_packet_loss(sk, flag)
+    if not tcp_time_to_recover(sk):
+        tcp_try_to_open(sk, flag)
+        return flag, rexmit
+    tcp_enter_recovery(sk, ece_ack)
+    return flag, REXMIT_LOST
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -1147,10 +1846,6 @@ def tcp_init_transfer(sk: TcpSock) -> None:
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
     tcp_init_congestion_control(sk)
     tcp_init_buffer_space(sk)
-    if not sk.userlocks & 1:
-        from .output import tcp_sndbuf_expand
-
-        tcp_sndbuf_expand(sk)
 
 
 def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
@@ -1307,6 +2002,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
             tcp_init_transfer(sk)
         else:
             tcp_init_buffer_space(sk)
+        tcp_update_pacing_rate(sk)
         sk.lsndtime = net.clock.now_us()
         tcp_fast_path_check(sk)
         if sk.keepopen:

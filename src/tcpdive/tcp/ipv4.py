@@ -203,8 +203,13 @@ def _do_time_wait(net: Netns, tw: TimewaitSock, skb: SKB) -> None:
     if verdict == TCP_TW_SYN:
         sk2 = net.tcp_hashinfo.lookup_listener(skb.daddr, skb.dport, skb.saddr, skb.sport)
         if sk2 is not None:
+            # the new incarnation starts above anything the old one sent (RFC 1122 4.2.2.13):
+            # tcp_timewait_state_process picks tw_snd_nxt + 65535 + 2, and tcp_v4_rcv hands it
+            # to tcp_conn_request in the per-CPU tcp_tw_isn
+            net.tcp_tw_isn = ((tw.snd_nxt + 65535 + 2) & 0xFFFFFFFF) or 1
             inet_twsk_deschedule_put(tw)
             tcp_v4_do_rcv(sk2, skb)
+            net.tcp_tw_isn = 0
             _emit_path(net, skb)
             return
         verdict = TCP_TW_RST
@@ -218,7 +223,12 @@ def _do_time_wait(net: Netns, tw: TimewaitSock, skb: SKB) -> None:
 # ---- listen side -----------------------------------------------------------------------------
 
 def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
-    """A SYN on a listener: make a request sock and send the SYN-ACK (``tcp_conn_request``)."""
+    """A SYN on a listener: make a request sock and send the SYN-ACK (``tcp_conn_request``).
+
+    A SYN that hit a TIME_WAIT socket arrives with ``net.tcp_tw_isn`` set: "TW buckets are
+    converted to open requests without limitations" (no SYN-queue / cookie decision, no
+    tcp_max_syn_backlog clause, no tcp_tw_recycle check) and that ISN is used.
+    """
     from .syncookies import cookie_v4_init_sequence
 
     net = sk.net
@@ -226,7 +236,10 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
     mib = net.mib
     want_cookie = False
     syncookies = sc.tcp_syncookies
-    if syncookies == 2 or (sk.syn_queue_len >= sk.max_ack_backlog and syncookies):
+    isn = net.tcp_tw_isn
+    if isn:
+        net.tcp_tw_isn = 0
+    elif syncookies == 2 or (sk.syn_queue_len >= sk.max_ack_backlog and syncookies):
         want_cookie = True
         mib["TcpExtTCPReqQFullDoCookies"] += 1   # tcp_syn_flood_action counts mode 2 too
     elif sk.syn_queue_len >= sk.max_ack_backlog:
@@ -237,7 +250,8 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
         mib["TcpExtListenOverflows"] += 1
         mib["TcpExtListenDrops"] += 1
         return
-    if (not want_cookie and not syncookies
+    # (before 4.12 this clause was the ``else`` of the tcp_tw_recycle check below)
+    if (not want_cookie and not isn and not syncookies and not sc.tcp_tw_recycle
             and sc.tcp_max_syn_backlog - sk.syn_queue_len < (sc.tcp_max_syn_backlog >> 2)):
         mib["TcpExtListenDrops"] += 1
         return
@@ -276,16 +290,18 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
         probe, tcp_win_from_space(sk, sk.sk_rcvbuf), mss_for_win, req.wscale_ok)
     if not req.wscale_ok:
         req.rcv_wscale = 0
-    # tcp_tw_recycle emulation: reject SYNs whose timestamps go back in time for this peer
-    if getattr(sc, "tcp_tw_recycle", 0) and req.tstamp_ok:
-        peers = net.__dict__.get("tw_recycle_peers", {})
-        ent = peers.get(req.daddr)
-        if ent is not None:
-            ts, stamp = ent
-            if (net.clock.now_us() // 1_000_000 < stamp + S.TCP_PAWS_MSL
-                    and ((ts - req.ts_recent) & 0xFFFFFFFF) < 0x80000000 and ts != req.ts_recent):
-                mib["TcpExtPAWSPassive"] += 1
-                return
+    # tcp_tw_recycle emulation (Linux < 4.12 tcp_conn_request, "VJ's idea"): a SYN that did not
+    # hit a TIME_WAIT socket is dropped when its address's cached timestamp (tcp/metrics.py) is
+    # newer by more than TCP_PAWS_WINDOW, or it has none, within TCP_PAWS_MSL. Counted as
+    # TcpExtPAWSPassive (LINUX_MIB_PAWSPASSIVEREJECTED), a name Linux 6.18 no longer has, and
+    # ListenDrops (drop_and_release -> tcp_listendrop).
+    if sc.tcp_tw_recycle and not want_cookie and not isn:
+        from .metrics import tcp_peer_is_proven
+
+        if not tcp_peer_is_proven(req, True, req.tstamp_ok):
+            mib["TcpExtPAWSPassive"] += 1
+            mib["TcpExtListenDrops"] += 1
+            return
     if want_cookie:
         req.snt_isn = cookie_v4_init_sequence(sk, req, skb, peer_mss)
         req.mss = advmss
@@ -294,7 +310,7 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
         mib["TcpExtSyncookiesSent"] += 1
         tcp_v4_send_synack(req)
         return
-    req.snt_isn = secure_tcp_seq(net, req.saddr, req.daddr, req.sport, req.dport)
+    req.snt_isn = isn or secure_tcp_seq(net, req.saddr, req.daddr, req.sport, req.dport)
     hi = net.tcp_hashinfo
     hi.ehash_insert(req, (req.saddr, req.sport, req.daddr, req.dport))
     sk.syn_queue_len += 1

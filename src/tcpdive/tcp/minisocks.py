@@ -30,7 +30,7 @@ class TimewaitSock:
     __slots__ = ("net", "saddr", "sport", "daddr", "dport", "state", "substate", "rcv_nxt",
                  "snd_nxt", "rcv_wnd", "rcv_wscale", "ts_recent", "ts_recent_stamp", "tsoffset",
                  "timer", "hash_key", "bind_bucket", "reuse", "reuseport", "rcv_saddr",
-                 "entry_stamp_ms", "tos", "ttl", "tstamp_ok", "kill")
+                 "entry_stamp_ms", "tos", "ttl", "tstamp_ok", "kill", "tw_timeout")
 
     def __init__(self, net: Netns, sk: TcpSock, state: int) -> None:
         self.net = net
@@ -54,6 +54,9 @@ class TimewaitSock:
         self.tos = sk.tos
         self.ttl = sk.ttl
         self.entry_stamp_ms = net.clock.now_us() // 1000
+        # tw_timeout: TIME_WAIT length once the FIN is in (only the tcp_tw_recycle emulation
+        # makes it anything but TCP_TIMEWAIT_LEN; Linux < 4.12 kept it in inet_timewait_sock)
+        self.tw_timeout = TCP_TIMEWAIT_LEN
         self.timer = KTimer(net.clock, tw_timer_handler, self)
         self.hash_key = None
         self.bind_bucket = None
@@ -115,22 +118,31 @@ def tcp_time_wait(sk: TcpSock, state: int, timeo: int) -> None:
 
     ``state`` is TIME_WAIT, or FIN_WAIT2 for an orphan waiting out tcp_fin_timeout. When
     tcp_max_tw_buckets is reached no mini socket is made (TcpExtTCPTimeWaitOverflow).
+
+    With the tcp_tw_recycle emulation (Linux < 4.12, see tcp/metrics.py) a connection that
+    saw timestamps first stores the peer's last TSval (``tcp_remember_stamp``) and then waits
+    only ``tw_timeout`` = 3.5 * RTO in TIME_WAIT instead of 60 s. Linux tests
+    ``rx_opt.ts_recent_stamp != 0``; virtual seconds start at 0, so tcpdive tests tstamp_ok.
     """
     from .tcp import tcp_done
 
     net = sk.net
     sc = net.sysctl
+    recycle_ok = False
+    if sc.tcp_tw_recycle and sk.tstamp_ok:
+        from .metrics import tcp_remember_stamp
+
+        recycle_ok = tcp_remember_stamp(sk)
     if net.tw_count < sc.tcp_max_tw_buckets:
         tw = TimewaitSock(net, sk, state)
         rto = sk.icsk_rto
         rto3 = (rto << 2) - (rto >> 1)
-        if state == S.TCP_TIME_WAIT:
-            timeo = TCP_TIMEWAIT_LEN
-            if getattr(sc, "tcp_tw_recycle", 0) and sk.tstamp_ok:
-                timeo = rto3          # the pre-4.12 tcp_tw_recycle: RTO-based TIME_WAIT
-                _tw_recycle_remember(sk)
-        elif timeo < rto3:
+        if timeo < rto3:
             timeo = rto3
+        if recycle_ok:
+            tw.tw_timeout = rto3      # pre-4.12 tcp_tw_recycle: the RTO-based TIME_WAIT
+        elif state == S.TCP_TIME_WAIT:
+            timeo = TCP_TIMEWAIT_LEN
         hi = net.tcp_hashinfo
         key = sk.hash_key
         tb = sk.bind_bucket
@@ -160,12 +172,6 @@ def _emit_tw_state(tw: TimewaitSock, old: int, new: int) -> None:
     tp = tw.net.trace.set_state
     if tp.subs:
         tp.emit(tw, old, new, tw.net.clock.now_us())
-
-
-def _tw_recycle_remember(sk: TcpSock) -> None:
-    """tcp_tw_recycle emulation: remember the peer's last TSval (the old inet_peer / tcp_metrics)."""
-    peers = sk.net.__dict__.setdefault("tw_recycle_peers", {})
-    peers[sk.daddr] = (sk.ts_recent, sk.net.clock.now_us() // 1_000_000)
 
 
 def tcp_timewait_state_process(tw: TimewaitSock, th_flags: int, seq: int, ack_seq: int,
@@ -200,6 +206,13 @@ def tcp_timewait_state_process(tw: TimewaitSock, th_flags: int, seq: int, ack_se
         if saw_ts:
             tw.ts_recent = opts.tsval
             tw.ts_recent_stamp = net.clock.now_us() // 1_000_000
+        if net.sysctl.tcp_tw_recycle and tw.tstamp_ok:
+            # pre-4.12 tcp_tw_recycle emulation: tcp_tw_remember_stamp, then tw_timeout
+            from .metrics import tcp_tw_remember_stamp
+
+            if tcp_tw_remember_stamp(tw):
+                inet_twsk_schedule(tw, tw.tw_timeout)
+                return TCP_TW_ACK
         inet_twsk_schedule(tw, TCP_TIMEWAIT_LEN)
         return TCP_TW_ACK
     # real TIME_WAIT

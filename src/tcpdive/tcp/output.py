@@ -21,18 +21,25 @@ from ..packet.tcp import (
     ts_option,
 )
 from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
+from .recovery import tcp_schedule_loss_probe, tcp_tsorted_add, tcp_tsorted_insert_after
 from .sock import (
+    GSO_LEGACY_MAX_SIZE,
     ICSK_ACK_PUSHED,
     ICSK_ACK_SCHED,
     ICSK_ACK_TIMER,
+    ICSK_TIME_LOSS_PROBE,
     ICSK_TIME_PROBE0,
+    ICSK_TIME_REO_TIMEOUT,
     ICSK_TIME_RETRANS,
     MAX_TCP_WINDOW,
+    SK_PACING_SHIFT,
     TCP_ATO_MIN,
     TCP_CLOSE,
+    TCP_DELACK_MAX,
     TCP_DELACK_MIN,
     TCP_MAX_WSCALE,
     TCP_MIN_MSS,
+    TCP_MSS_DEFAULT,
     TCP_NAGLE_CORK,
     TCP_NAGLE_OFF,
     TCP_NAGLE_PUSH,
@@ -62,10 +69,12 @@ def tcp_add_write_queue_tail(sk: TcpSock, skb: SKB) -> None:
 
 
 def tcp_rtx_queue_tail_add(sk: TcpSock, skb: SKB) -> None:
+    """Sent: onto the retransmit queue and the tail of the send-time list (tsorted_sent_queue)."""
     q = sk.rtx_queue
     if not q:
         q = sk.rtx_queue = deque()
     q.append(skb)
+    tcp_tsorted_add(sk, skb)
 
 
 # ---- time stamps --------------------------------------------------------------------------
@@ -228,13 +237,21 @@ def tcp_established_options(sk: TcpSock) -> bytes:
     return opts
 
 
-def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None) -> int:
+def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
+                     gso_last: bool = False) -> int:
     """Write the header and options of ``skb`` and send it (``__tcp_transmit_skb``).
+
+    ``gso_last``: ``skb`` is the last segment of a multi-segment TSO skb. Linux forces PSH on
+    every GSO packet (``if (tcp_skb_pcount(skb) > 1) tcb->tcp_flags |= TCPHDR_PSH``, on the
+    clone only) and GSO gives PSH to the last segment; tcpdive keeps one segment per skb, so
+    the PSH goes on the wire copy of that last segment and not into ``skb.flags``.
 
     Returns 0, or a positive errno if IP could not send it (no route, netfilter drop).
     """
     net = sk.net
     flags = skb.flags
+    if gso_last:
+        flags |= PSH
     now = net.clock.now_us()
     if rcv_nxt is None:
         rcv_nxt = sk.rcv_nxt
@@ -258,6 +275,8 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None) -> int:
     sk.segs_out += 1
     net.mib["TcpOutSegs"] += 1
     skb.tstamp = now
+    sk.tx_count += 1
+    skb.tx_seq = sk.tx_count
     if not net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None):
         return 113   # EHOSTUNREACH: no route
     return 0
@@ -323,18 +342,230 @@ def tcp_event_new_data_sent(sk: TcpSock, skb: SKB) -> None:
         sk.net.mib["TcpExtTCPOrigDataSent"] += 1
 
 
+# ---- Linux's skb layout and send-buffer accounting ------------------------------------------
+#
+# tcpdive queues one skb per segment; Linux queues ``size_goal``-sized skbs that
+# ``tcp_write_xmit`` cuts into TSO bursts (``tso_fragment``) and grows (``tcp_grow_skb``).
+# The layout matters for three visible things: the send-buffer charge (each skb costs its
+# ``truesize`` overhead on top of the payload), when ``tcp_sendmsg`` needs a new skb (only
+# then are sndbuf and TCP_NOTSENT_LOWAT checked) and which segments a TSO burst takes.
+# ``sk.lskb`` keeps the start sequence of each Linux skb still queued (write + retransmit
+# queues); entries below ``snd_una`` fall off lazily. Splits and merges done by loss
+# recovery on the retransmit queue (tcp_fragment on SACK/retransmit, SACK shifting) are not
+# followed.
+
+SKB_TRUESIZE_OVERHEAD = 832    # truesize of an empty tcp_stream_alloc_skb() (6.18 x86-64)
+MAX_TCP_HEADER = 192           # L1_CACHE_ALIGN(128 + MAX_HEADER) on 6.18 x86-64: with the
+                               # initial sndbuf 2 * 10 * (roundup_pow_of_two(mss + 192 + 320)
+                               # + 256) measured for peer MSS 500 / 536 / 1000 / 2000
+SKB_SHINFO_SIZE = 320          # SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
+SKB_STRUCT_SIZE = 256          # SKB_DATA_ALIGN(sizeof(struct sk_buff))
+SK_GSO_MAX_SIZE = GSO_LEGACY_MAX_SIZE - (MAX_TCP_HEADER + 1)   # sk_setup_caps for TCP
+GSO_MAX_SEGS = 65535
+
+
+def tcp_lskb(sk: TcpSock) -> deque[int]:
+    """Start sequences of the Linux skbs still queued, fully acked ones dropped."""
+    lskb = sk.lskb
+    if lskb is None:
+        lskb = sk.lskb = deque()
+    if not sk.write_queue and not sk.rtx_queue:
+        lskb.clear()
+        return lskb
+    una = sk.snd_una
+    while len(lskb) > 1 and lskb[1] <= una:
+        lskb.popleft()
+    if lskb and sk.write_seq <= una:
+        lskb.clear()
+    return lskb
+
+
+def tcp_wmem_queued(sk: TcpSock) -> int:
+    """``sk_wmem_queued`` as Linux counts it: payload plus each queued skb's overhead."""
+    return sk.sk_wmem_queued + SKB_TRUESIZE_OVERHEAD * len(tcp_lskb(sk))
+
+
+def tcp_lskb_entail(sk: TcpSock) -> None:
+    """A new skb at the write queue tail (``tcp_stream_alloc_skb`` + ``tcp_skb_entail``)."""
+    lskb = tcp_lskb(sk)
+    if not lskb or lskb[-1] < sk.write_seq:
+        lskb.append(sk.write_seq)
+
+
+def tcp_lskb_tail_len(sk: TcpSock) -> int:
+    """Length of the unsent Linux skb at the write queue tail, -1 if there is none."""
+    lskb = tcp_lskb(sk)
+    if not lskb or sk.write_seq <= sk.snd_nxt or not sk.write_queue:
+        return -1
+    return sk.write_seq - max(lskb[-1], sk.snd_nxt)
+
+
+def tcp_lskb_sent(sk: TcpSock, start: int, end: int) -> None:
+    """[start, end) just left as one TSO skb: skbs it grew into are gone (``tcp_grow_skb``),
+    and if it was cut inside an skb the rest is a new one (``tso_fragment``)."""
+    lskb = tcp_lskb(sk)
+    if end <= start:
+        return
+    keep = [b for b in lskb if b <= start or b >= end]
+    if not keep or keep[0] > start:
+        keep.insert(0, start)
+    data_end = sk.write_seq - (1 if sk.write_queue and sk.write_queue[-1].flags & FIN else 0)
+    if end < data_end and end not in keep:
+        keep.append(end)
+        keep.sort()
+    lskb.clear()
+    lskb.extend(keep)
+
+
+def tcp_notsent_lowat(sk: TcpSock) -> int:
+    """TCP_NOTSENT_LOWAT, else net.ipv4.tcp_notsent_lowat (``tcp_notsent_lowat``)."""
+    return sk.notsent_lowat or sk.net.sysctl.tcp_notsent_lowat
+
+
+def tcp_stream_memory_free(sk: TcpSock, wake: int) -> bool:
+    """Unsent bytes (doubled when deciding a wake-up) below the low-water mark
+    (``tcp_stream_memory_free``)."""
+    return ((sk.write_seq - sk.snd_nxt) << wake) < tcp_notsent_lowat(sk)
+
+
+def __sk_stream_memory_free(sk: TcpSock, wake: int) -> bool:
+    if tcp_wmem_queued(sk) >= sk.sk_sndbuf:
+        return False
+    return tcp_stream_memory_free(sk, wake)
+
+
+def __sk_stream_is_writeable(sk: TcpSock, wake: int) -> bool:
+    """Free space at least half of what is queued, and memory free
+    (``sk_stream_wspace() >= sk_stream_min_wspace()`` in ``__sk_stream_is_writeable``)."""
+    queued = tcp_wmem_queued(sk)
+    return sk.sk_sndbuf - queued >= queued >> 1 and __sk_stream_memory_free(sk, wake)
+
+
+def tcp_bound_to_half_wnd(sk: TcpSock, pktsize: int) -> int:
+    """TSO skbs no larger than half the peer's largest window (``tcp_bound_to_half_wnd``)."""
+    cutoff = sk.max_window >> 1 if sk.max_window > TCP_MSS_DEFAULT else sk.max_window
+    if cutoff and pktsize > cutoff:
+        return max(cutoff, 68 - sk.tcp_header_len)
+    return pktsize
+
+
+def tcp_xmit_size_goal(sk: TcpSock, mss_now: int, large_allowed: bool) -> int:
+    """Bytes tcp_sendmsg puts in one skb: a whole number of MSS (``tcp_xmit_size_goal``)."""
+    if not large_allowed:
+        return mss_now
+    new_size_goal = tcp_bound_to_half_wnd(sk, SK_GSO_MAX_SIZE)
+    return max(min(new_size_goal // mss_now, GSO_MAX_SEGS) * mss_now, mss_now)
+
+
+def tcp_tso_autosize(sk: TcpSock, mss_now: int, min_tso_segs: int) -> int:
+    """Segments per TSO skb: about 1 ms of the pacing rate, plus a bonus at small min_rtt,
+    at most sk_gso_max_size (``tcp_tso_autosize``)."""
+    nbytes = sk.sk_pacing_rate >> SK_PACING_SHIFT
+    # tcp_min_rtt() is ~0U before the first sample
+    r = (sk.min_rtt_us if sk.min_rtt_us else 0xFFFFFFFF) >> sk.net.sysctl.tcp_tso_rtt_log
+    if r < 32:
+        nbytes += SK_GSO_MAX_SIZE >> r
+    nbytes = min(nbytes, SK_GSO_MAX_SIZE)
+    return max(nbytes // mss_now, min_tso_segs)
+
+
+def tcp_tso_segs(sk: TcpSock, mss_now: int) -> int:
+    """Largest TSO skb tcp_write_xmit builds, in segments (``tcp_tso_segs``)."""
+    ca = sk.ca
+    min_tso = getattr(ca, "min_tso_segs", None) if ca is not None else None
+    min_tso = min_tso(sk) if min_tso is not None else sk.net.sysctl.tcp_min_tso_segs
+    return tcp_tso_autosize(sk, mss_now, min_tso)
+
+
+def tcp_cwnd_test(sk: TcpSock) -> int:
+    """Segments cwnd lets go now, at most half of cwnd per TSO skb "to have at least 2 GSO
+    packets in flight" (``tcp_cwnd_test``); 0 when cwnd is full."""
+    in_flight = sk.tcp_packets_in_flight()
+    cwnd = sk.snd_cwnd
+    if in_flight >= cwnd:
+        return 0
+    return min(max(cwnd >> 1, 1), cwnd - in_flight)
+
+
+def tcp_tso_burst(sk: TcpSock, mss_now: int, max_segs: int, nonagle: int) -> int:
+    """How many of the MSS skbs at the head of the write queue Linux sends as one TSO skb.
+
+    Per ``tcp_write_xmit`` round Linux takes the head skb, grows it from the next one up to
+    ``max_segs`` MSS (``tcp_grow_skb``: one next skb, not past an EOR skb), then cuts it at
+    ``tcp_mss_split_point``: ``max_segs`` MSS, or what the receive window allows, less a
+    trailing partial segment Nagle holds back (``tcp_nagle_check``).
+    """
+    q = sk.write_queue
+    head = q[0]
+    b0 = head.seq
+    data_end = sk.write_seq - (1 if q[-1].flags & FIN else 0)
+    if not head.data:
+        return 1
+    later = [b for b in tcp_lskb(sk) if b > b0]
+    b1 = later[0] if later else data_end
+    b2 = later[1] if len(later) > 1 else data_end
+    max_len = mss_now * max_segs
+    length = b1 - b0
+    is_tail = b1 >= data_end
+    if length < max_len and not is_tail and not _lskb_eor(q, b1):
+        length = min(max_len, b2 - b0)               # tcp_grow_skb
+        is_tail = b0 + length >= data_end
+    if length <= mss_now:
+        return 1
+    # tcp_mss_split_point
+    window = tcp_wnd_end(sk) - b0
+    if max_len <= window and not is_tail:
+        limit = max_len
+    else:
+        needed = min(length, window)
+        if max_len <= needed:
+            limit = max_len
+        else:
+            partial = needed % mss_now
+            limit = needed
+            if partial and (nonagle & TCP_NAGLE_CORK or (
+                    not nonagle and sk.packets_out and sk.snd_una < sk.snd_sml <= sk.snd_nxt)):
+                limit = needed - partial
+    limit = min(limit, length)
+    segs = 0
+    for s in q:
+        if limit <= 0:
+            break
+        limit -= len(s.data)
+        segs += 1
+    return max(segs, 1)
+
+
+def _lskb_eor(q: deque[SKB], end: int) -> bool:
+    """Is the Linux skb ending at ``end`` marked EOR (MSG_EOR: nothing may join it)?"""
+    for s in q:
+        if s.end_seq == end:
+            return bool(getattr(s, "eor", False))
+        if s.seq >= end:
+            break
+    return False
+
+
 def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = False) -> bool:
     """Send what congestion window, receive window and Nagle allow (``tcp_write_xmit``).
 
     Returns True if nothing could be sent while data waits (the caller may arm the probe timer).
     """
     sent = 0
+    is_cwnd_limited = False
     q = sk.write_queue
+    max_segs = tcp_tso_segs(sk, mss_now)
+    burst_start = 0
+    burst = 0         # segments left of the TSO skb Linux would be sending (tcpdive: MSS skbs)
+    multi = False     # that TSO skb has more than one segment: its last one carries PSH
     while q:
         skb = q[0]
-        if sk.snd_cwnd <= sk.tcp_packets_in_flight():      # tcp_cwnd_test
-            sk.is_cwnd_limited = True
-            break
+        cwnd_quota = tcp_cwnd_test(sk)
+        if not cwnd_quota:
+            if push_one != 2:
+                is_cwnd_limited = True
+                break
+            cwnd_quota = 1
         if skb.end_seq - (1 if skb.flags & FIN else 0) > tcp_wnd_end(sk) and skb.data:
             # does not fit the receive window (tcp_snd_wnd_test): send what fits, if worth it
             fits = tcp_wnd_end(sk) - skb.seq
@@ -345,21 +576,105 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
             break
         if len(skb.data) > mss_now:
             tcp_fragment(sk, skb, mss_now)
-        if tcp_transmit_skb(sk, skb):
+        if not burst:
+            burst = tcp_tso_burst(sk, mss_now, min(cwnd_quota, max_segs), nonagle)
+            multi = burst > 1
+            burst_start = skb.seq
+        burst -= 1
+        if tcp_transmit_skb(sk, skb, gso_last=multi and not burst):
             break
         tcp_event_new_data_sent(sk, skb)
         tcp_minshall_update(sk, mss_now, skb)
         sent += 1
-        if push_one:
+        if not burst:
+            tcp_lskb_sent(sk, burst_start, sk.snd_nxt)
+        if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
+            sk.tlp_high_seq = sk.snd_nxt
+        if push_one and not burst:
             break
-    in_flight = sk.tcp_packets_in_flight()
-    if in_flight > sk.max_packets_out:
-        sk.max_packets_out = in_flight
+    if burst and sent:
+        tcp_lskb_sent(sk, burst_start, sk.snd_nxt)
     if sent:
-        if sk.snd_cwnd > in_flight:
-            sk.is_cwnd_limited = False
+        if sk.icsk_ca_state in (2, 3):           # tcp_in_cwnd_reduction: CWR, Recovery
+            sk.prr_out += sent
+        if push_one != 2:
+            tcp_schedule_loss_probe(sk, False)  # one loss probe per tail loss episode
+        tcp_cwnd_validate(sk, is_cwnd_limited)
         return False
+    if is_cwnd_limited:
+        sk.is_cwnd_limited = True
     return not sk.packets_out and bool(q)
+
+
+def tcp_cwnd_validate(sk: TcpSock, is_cwnd_limited: bool) -> None:
+    """Track whether cwnd is used (RFC 7661 cwnd validation, ``tcp_cwnd_validate``): a window
+    the application did not fill is not grown, and after an RTO's worth of starving it decays
+    (``tcp_cwnd_application_limited``)."""
+    if (sk.snd_una >= sk.cwnd_usage_seq or is_cwnd_limited
+            or (not sk.is_cwnd_limited and sk.packets_out > sk.max_packets_out)):
+        sk.is_cwnd_limited = is_cwnd_limited
+        sk.max_packets_out = sk.packets_out
+        sk.cwnd_usage_seq = sk.snd_nxt
+    from .cong import tcp_is_cwnd_limited
+
+    now = sk.net.clock.now_us()
+    if tcp_is_cwnd_limited(sk):
+        sk.snd_cwnd_used = 0
+        sk.snd_cwnd_stamp = now
+    else:
+        if sk.packets_out > sk.snd_cwnd_used:
+            sk.snd_cwnd_used = sk.packets_out
+        if (sk.net.sysctl.tcp_slow_start_after_idle
+                and jiffies_round(now - sk.snd_cwnd_stamp) >= sk.icsk_rto):
+            tcp_cwnd_application_limited(sk)
+
+
+def tcp_cwnd_application_limited(sk: TcpSock) -> None:
+    """cwnd decays towards what was used (``tcp_cwnd_application_limited``)."""
+    if sk.icsk_ca_state == 0 and sk.wq is None:      # Open, and no writer out of buffer
+        from .sock import TCP_INIT_CWND
+
+        win_used = max(sk.snd_cwnd_used, TCP_INIT_CWND)
+        if win_used < sk.snd_cwnd:
+            sk.snd_ssthresh = _current_ssthresh(sk)
+            sk.snd_cwnd = (sk.snd_cwnd + win_used) >> 1
+        sk.snd_cwnd_used = 0
+    sk.snd_cwnd_stamp = sk.net.clock.now_us()
+
+
+def _current_ssthresh(sk: TcpSock) -> int:
+    if sk.icsk_ca_state in (2, 3):
+        return sk.snd_ssthresh
+    return max(sk.snd_ssthresh, (sk.snd_cwnd >> 1) + (sk.snd_cwnd >> 2))
+
+
+def tcp_cwnd_restart(sk: TcpSock, delta: int) -> None:
+    """After idle: halve cwnd per RTO idle, down to the initial window (``tcp_cwnd_restart``)."""
+    from .cong import CA_EVENT_CWND_RESTART
+    from .sock import TCP_INIT_CWND
+
+    if sk.ca is not None:
+        sk.ca.cwnd_event(sk, CA_EVENT_CWND_RESTART)
+    cwnd = sk.snd_cwnd
+    restart_cwnd = min(TCP_INIT_CWND, cwnd)
+    sk.snd_ssthresh = _current_ssthresh(sk)
+    delta -= sk.icsk_rto
+    while delta > 0 and cwnd > restart_cwnd:
+        cwnd >>= 1
+        delta -= sk.icsk_rto
+    sk.snd_cwnd = max(cwnd, restart_cwnd)
+    sk.snd_cwnd_stamp = sk.net.clock.now_us()
+    sk.snd_cwnd_used = 0
+
+
+def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
+    """New data after more than an RTO of silence restarts from a smaller cwnd
+    (``tcp_slow_start_after_idle_check``, net.ipv4.tcp_slow_start_after_idle)."""
+    if not sk.net.sysctl.tcp_slow_start_after_idle or sk.packets_out:
+        return
+    delta = jiffies_round(sk.net.clock.now_us() - sk.lsndtime)
+    if delta > sk.icsk_rto:
+        tcp_cwnd_restart(sk, delta)
 
 
 def tcp_fragment(sk: TcpSock, skb: SKB, len_: int) -> None:
@@ -399,28 +714,43 @@ def tcp_data_snd_check(sk: TcpSock) -> None:
 
 
 def tcp_sndbuf_expand(sk: TcpSock) -> None:
-    """Grow the send buffer to twice cwnd's worth of segments (``tcp_sndbuf_expand``).
-
-    Linux charges skb truesize; tcpdive charges payload, so ``per_mss`` here is the MSS plus
-    header room rather than the power-of-two allocation size.
-    """
-    per_mss = max(sk.mss_clamp, sk.mss_cache) + 320
+    """Grow the send buffer to twice cwnd's worth of worst-case skbs: one per segment, its
+    head a power-of-two kmalloc (``tcp_sndbuf_expand``)."""
+    per_mss = max(sk.mss_clamp, sk.mss_cache) + MAX_TCP_HEADER + SKB_SHINFO_SIZE
+    per_mss = (1 << (per_mss - 1).bit_length()) + SKB_STRUCT_SIZE     # roundup_pow_of_two
     nr_segs = max(10, sk.snd_cwnd, sk.reordering + 1)
-    sndmem = 2 * nr_segs * per_mss
+    expand = getattr(sk.ca, "sndbuf_expand", None) if sk.ca is not None else None
+    sndmem = (expand(sk) if expand is not None else 2) * nr_segs * per_mss
     if sk.sk_sndbuf < sndmem:
         sk.sk_sndbuf = min(sndmem, sk.net.sysctl.tcp_wmem[2])
 
 
 def tcp_check_space(sk: TcpSock) -> None:
-    """After ACKs free buffer space: grow the send buffer if cwnd-limited, wake writers
-    (``tcp_check_space`` / ``tcp_new_space``)."""
-    if not sk.userlocks & 1:
+    """After ACKs free buffer space, for a writer that found none (SOCK_NOSPACE: someone
+    sleeps on the socket): grow the send buffer if allowed, then ``sk_stream_write_space``
+    wakes it once free space is at least half of what is still queued
+    (``tcp_check_space`` / ``tcp_new_space``). ``sk.sock_nospace`` is SOCK_NOSPACE, set by
+    tcp_sendmsg when it runs out of buffer and by poll() when it reports no POLLOUT."""
+    if not sk.sock_nospace:
+        return
+    # tcp_should_expand_sndbuf: not if SO_SNDBUF was set, nor with cwnd filled
+    if not sk.userlocks & 1 and sk.tcp_packets_in_flight() < sk.snd_cwnd:
         tcp_sndbuf_expand(sk)
-    if sk.wq and sk.sk_wmem_queued < sk.sk_sndbuf // 2 + 1:
+    sk_stream_write_space(sk)
+
+
+def sk_stream_write_space(sk: TcpSock) -> None:
+    """Wake writers once the socket is writeable again (``sk_stream_write_space``)."""
+    if __sk_stream_is_writeable(sk, 1):
+        sk.sock_nospace = False
         sk_wake(sk)
 
 
 # ---- timers from the send side --------------------------------------------------------------
+
+XMIT_TIMER_NAMES = {ICSK_TIME_RETRANS: "retrans", ICSK_TIME_PROBE0: "probe0",
+                    ICSK_TIME_LOSS_PROBE: "loss_probe", ICSK_TIME_REO_TIMEOUT: "reo"}
+
 
 def tcp_reset_xmit_timer(sk: TcpSock, what: int, when: int, max_when: int = TCP_RTO_MAX) -> None:
     """Arm the retransmit/probe timer (``inet_csk_reset_xmit_timer``)."""
@@ -431,7 +761,7 @@ def tcp_reset_xmit_timer(sk: TcpSock, what: int, when: int, max_when: int = TCP_
     sk.retransmit_timer.mod(sk.icsk_timeout)
     tp = sk.net.trace.timer
     if tp.subs:
-        tp.emit(sk, "retrans" if what == ICSK_TIME_RETRANS else "probe0", "start", sk.icsk_timeout)
+        tp.emit(sk, XMIT_TIMER_NAMES.get(what, "probe0"), "start", sk.icsk_timeout)
 
 
 def inet_csk_clear_xmit_timer(sk: TcpSock) -> None:
@@ -454,10 +784,16 @@ def tcp_clamp_rto_to_user_timeout(sk: TcpSock) -> int:
 def tcp_rearm_rto(sk: TcpSock) -> None:
     """Restart the RTO for the oldest outstanding segment, or stop it (``tcp_rearm_rto``)."""
     if not sk.packets_out:
-        if sk.icsk_pending == ICSK_TIME_RETRANS:
-            inet_csk_clear_xmit_timer(sk)
+        # inet_csk_clear_xmit_timer(sk, ICSK_TIME_RETRANS) zeroes icsk_pending whatever is
+        # armed (RTO, loss probe, reordering timer): nothing is left to time out
+        inet_csk_clear_xmit_timer(sk)
     else:
-        tcp_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
+        rto = sk.icsk_rto
+        if sk.icsk_pending in (ICSK_TIME_REO_TIMEOUT, ICSK_TIME_LOSS_PROBE) and sk.rtx_queue:
+            # the RTO counts from the head's transmission, not from now (tcp_rto_delta_us)
+            delta_us = rto - (sk.net.clock.now_us() - sk.rtx_queue[0].tstamp)
+            rto = jiffies_round(max(delta_us, 1))
+        tcp_reset_xmit_timer(sk, ICSK_TIME_RETRANS, rto)
 
 
 def tcp_probe0_base(sk: TcpSock) -> int:
@@ -505,7 +841,7 @@ def tcp_send_delayed_ack(sk: TcpSock) -> None:
     if ato > TCP_DELACK_MIN:
         max_ato = 500_000
         if sk.in_pingpong_mode() or sk.ack_pending & ICSK_ACK_PUSHED:
-            max_ato = sk.icsk_delack_max
+            max_ato = TCP_DELACK_MAX          # the constant; icsk_delack_max applies below
         if sk.srtt_us:
             rtt = max(jiffies_round(sk.srtt_us >> 3), TCP_DELACK_MIN)
             if rtt < max_ato:
@@ -535,6 +871,7 @@ def tcp_send_fin(sk: TcpSock) -> None:
     else:
         skb = SKB(sk.write_seq, sk.write_seq + 1, FIN | ACK)
         tcp_add_write_queue_tail(sk, skb)
+        tcp_lskb_entail(sk)
     sk.write_seq += 1
     __tcp_push_pending_frames(sk, tcp_current_mss(sk), TCP_NAGLE_OFF)
 
@@ -607,7 +944,28 @@ def tcp_connect(sk: TcpSock) -> None:
 
 
 def tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
-    """Send ``skb`` again, trimming what was acked (``__tcp_retransmit_skb``); counts it."""
+    """Send ``skb`` again and mark it retransmitted (``tcp_retransmit_skb``): SACKED_RETRANS,
+    retrans_out, the episode's first-retransmission stamp and the undo count."""
+    err = __tcp_retransmit_skb(sk, skb)
+    if not err:
+        if not skb.sacked & TCPCB_SACKED_RETRANS:
+            sk.retrans_out += 1
+        skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
+    if not sk.retrans_stamp:
+        # "save stamp of the first (attempted) retransmit" from the skb's timestamp, which
+        # __tcp_transmit_skb has just set to now: the tcp_retries2 / TCP_USER_TIMEOUT clock
+        # starts at the first retransmission, not the original send (checked on Linux 6.18:
+        # tcp_retries2=3 gives up at the 5th RTO, not the 4th).
+        sk.retrans_stamp = skb.tstamp // 1000
+    if sk.undo_retrans < 0:
+        sk.undo_retrans = 0
+    sk.undo_retrans += 1
+    return err
+
+
+def __tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
+    """Send ``skb`` again, trimming what was acked (``__tcp_retransmit_skb``); counts it. The
+    loss probe uses it directly: a probe is EVER_RETRANS but not SACKED_RETRANS."""
     if skb.seq < sk.snd_una:
         if skb.end_seq <= sk.snd_una:
             return 22
@@ -630,19 +988,9 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
         net.mib["TcpExtTCPSynRetrans"] += 1
     sk.total_retrans += 1
     sk.bytes_retrans += len(skb.data)
-    if not skb.sacked & TCPCB_SACKED_RETRANS:
-        sk.retrans_out += 1
-    skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
+    skb.sacked |= TCPCB_EVER_RETRANS
     skb.retrans += 1
-    if not sk.retrans_stamp:
-        # tcp_retransmit_skb: "save stamp of the first (attempted) retransmit" from the skb's
-        # timestamp, which __tcp_transmit_skb has just set to now: the tcp_retries2 /
-        # TCP_USER_TIMEOUT clock starts at the first retransmission, not the original send
-        # (checked on Linux 6.18: tcp_retries2=3 gives up at the 5th RTO, not the 4th).
-        sk.retrans_stamp = skb.tstamp // 1000
-    if sk.undo_retrans < 0:
-        sk.undo_retrans = 0
-    sk.undo_retrans += 1
+    tcp_tsorted_add(sk, skb)          # tcp_update_skb_after_send: to the tail of tsorted
     tp = net.trace.retransmit
     if tp.subs:
         tp.emit(sk, skb, net.clock.now_us())
@@ -655,6 +1003,7 @@ def _split_rtx(sk: TcpSock, skb: SKB, mss: int) -> None:
     right.sacked = skb.sacked & ~TCPCB_SACKED_RETRANS
     right.first_tx = skb.first_tx
     right.tstamp = skb.tstamp
+    right.tx_seq = getattr(skb, "tx_seq", 0)
     skb.data = skb.data[:mss]
     skb.end_seq = skb.seq + mss
     skb.flags &= ~(FIN | PSH)
@@ -667,6 +1016,35 @@ def _split_rtx(sk: TcpSock, skb: SKB, mss: int) -> None:
         sk.lost_out += 1
     if right.sacked & TCPCB_SACKED_ACKED:
         sk.sacked_out += 1
+    tcp_tsorted_insert_after(sk, skb, right)
+
+
+def tcp_fragment_rtx(sk: TcpSock, skb: SKB, len_: int) -> None:
+    """Split an skb on the retransmit queue at ``len_`` bytes (``tcp_fragment`` with
+    TCP_FRAG_IN_RTX_QUEUE): the tail keeps the scoreboard bits and send times, and every
+    counter its bits feed grows by one (``tcp_adjust_pcount``)."""
+    q = sk.rtx_queue
+    right = SKB(skb.seq + len_, skb.end_seq, skb.flags & ~SYN, skb.data[len_:])
+    right.sacked = skb.sacked
+    right.first_tx = skb.first_tx
+    right.tstamp = skb.tstamp
+    right.tx_seq = getattr(skb, "tx_seq", 0)
+    right.retrans = skb.retrans
+    skb.data = skb.data[:len_]
+    skb.end_seq = skb.seq + len_
+    skb.flags &= ~(FIN | PSH)
+    for i, s in enumerate(q):
+        if s is skb:
+            q.insert(i + 1, right)
+            break
+    sk.packets_out += 1
+    if right.sacked & TCPCB_LOST:
+        sk.lost_out += 1
+    if right.sacked & TCPCB_SACKED_ACKED:
+        sk.sacked_out += 1
+    if right.sacked & TCPCB_SACKED_RETRANS:
+        sk.retrans_out += 1
+    tcp_tsorted_insert_after(sk, skb, right)
 
 
 def tcp_xmit_probe_skb(sk: TcpSock, urgent: bool, mib: str) -> int:
@@ -697,6 +1075,7 @@ def tcp_write_wakeup(sk: TcpSock, mib: str) -> int:
         err = tcp_transmit_skb(sk, skb)
         if not err:
             tcp_event_new_data_sent(sk, skb)
+            tcp_lskb_sent(sk, skb.seq, sk.snd_nxt)
         return err
     return tcp_xmit_probe_skb(sk, False, mib)
 

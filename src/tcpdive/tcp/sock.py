@@ -85,6 +85,9 @@ TCP_RMEM_TO_WIN_SCALE = 8
 TCP_DEFAULT_SCALING_RATIO = 1 << (TCP_RMEM_TO_WIN_SCALE - 1)
 TCP_THIN_LINEAR_RETRIES = 6
 TCP_MAX_REORDERING = 300
+SK_MAX_PACING_RATE = (1 << 64) - 1    # ~0UL: sk_max_pacing_rate's default
+GSO_LEGACY_MAX_SIZE = 65536           # sk_gso_max_size of a device without big TCP
+SK_PACING_SHIFT = 10                   # sk_pacing_shift: ~1 ms of pacing rate per TSO skb
 
 # icsk_pending: which transmit-side timer is armed (inet_connection_sock.h)
 ICSK_TIME_RETRANS = 1
@@ -170,6 +173,15 @@ class TcpSock:
         "tlp_high_seq", "tcp_usec_ts", "congestion_name", "ecn_flags", "snd_wnd_probe_stamp",
         "syn_opts", "rcv_mss_seen", "inq_peek", "probe0_backoff_max", "snd_sml",
         "icsk_probes_tstamp", "dup_ack_counter", "rx_opt_dsack_pending", "snd_cwnd_clamp",
+        # loss recovery (tcp_recovery.c / tcp_input.c): RACK, TLP, SACK scoreboard, undo
+        "tsorted", "rack_end_seq", "rack_advanced", "rack_reo_wnd_steps", "rack_dsack_seen",
+        "rack_last_delivered", "rack_reo_wnd_persist", "tlp_retrans", "recv_sack_cache",
+        "reord_seen", "dsack_dups", "snd_cwnd_used", "is_sack_reneg", "cwnd_usage_seq",
+        "highest_sack_seq", "lost", "dsack_seen_flag", "tx_count",
+        # pacing / TSO sizing (sk_pacing_rate, read by tcp_tso_autosize)
+        "sk_pacing_rate",
+        # Linux skb layout of the send queues (tcp_lskb in output.py), SOCK_NOSPACE
+        "lskb", "sock_nospace",
     )
 
     def __init__(self, net: Netns) -> None:
@@ -277,6 +289,9 @@ class TcpSock:
         self.rack_rtt_us = 0
         self.rack_reo_wnd = 0
         self.min_rtt_us = 0
+        self.sk_pacing_rate = SK_MAX_PACING_RATE  # sock_init_data: ~0UL until a rate is set
+        self.lskb = None
+        self.sock_nospace = False
         self.tlp_high_seq = 0
         self.snd_cwnd = TCP_INIT_CWND
         self.snd_ssthresh = TCP_INFINITE_SSTHRESH
@@ -345,6 +360,24 @@ class TcpSock:
         self.icsk_probes_tstamp = 0
         self.dup_ack_counter = 0
         self.rx_opt_dsack_pending = False
+        self.tsorted: dict | None = None      # tsorted_sent_queue: unSACKed skbs by send time
+        self.rack_end_seq = 0
+        self.rack_advanced = False
+        self.rack_reo_wnd_steps = 1
+        self.rack_dsack_seen = False
+        self.rack_last_delivered = 0
+        self.rack_reo_wnd_persist = 0
+        self.tlp_retrans = False
+        self.recv_sack_cache: list = []
+        self.reord_seen = 0
+        self.dsack_dups = 0
+        self.snd_cwnd_used = 0
+        self.is_sack_reneg = False
+        self.cwnd_usage_seq = 0
+        self.highest_sack_seq = 0
+        self.lost = 0
+        self.dsack_seen_flag = False
+        self.tx_count = 0           # orders transmissions within one clock tick (see recovery.py)
 
     # ---- small helpers used everywhere --------------------------------------------------------
 

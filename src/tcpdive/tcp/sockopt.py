@@ -125,6 +125,8 @@ def tcp_get_info(sk) -> TcpInfo:
     info.tcpi_snd_wnd = sk.snd_wnd
     info.tcpi_rcv_wnd = sk.rcv_wnd
     info.tcpi_total_rto = sk.total_rto & 0xFFFF
+    info.tcpi_dsack_dups = sk.dsack_dups
+    info.tcpi_reord_seen = sk.reord_seen
     return info
 
 

@@ -52,6 +52,10 @@ def cookie_v4_init_sequence(listener: TcpSock, req: RequestSock, skb: SKB, peer_
            + ((_cookie_hash(net, req.daddr, req.saddr, req.dport, req.sport, count, 1) + mssind)
               & COOKIEMASK))
     if req.tstamp_ok:
+        # cookie_init_timestamp: the options live in the low TSBITS of the *clock* value; the
+        # SYN-ACK's TSval is that value plus the request's ts_off (tcp_make_synack adds
+        # tcp_rsk(req)->ts_off, set by tcp_conn_request from secure_tcp_ts_off), so the child,
+        # which gets the same ts_off back in cookie_v4_check, continues the same TS clock.
         opts = req.snd_wscale if req.wscale_ok else TS_OPT_WSCALE_MASK
         if req.sack_ok:
             opts |= TS_OPT_SACK
@@ -59,7 +63,8 @@ def cookie_v4_init_sequence(listener: TcpSock, req: RequestSock, skb: SKB, peer_
         ts = ((now_ms >> TSBITS) << TSBITS) | opts
         if ts > now_ms:
             ts -= 1 << TSBITS
-        req.tsoffset = (ts - now_ms) & 0xFFFFFFFF   # so the SYN-ACK's TSval is exactly ``ts``
+        # SYN-ACK TSval = now_ms + tsoffset = ts + ts_off
+        req.tsoffset = (req.tsoffset + ts - now_ms) & 0xFFFFFFFF
     return isn & 0xFFFFFFFF
 
 
@@ -104,20 +109,31 @@ def cookie_v4_check(listener: TcpSock, skb: SKB):
     req.snt_isn = (skb.ack_seq - 1) & 0xFFFFFFFF
     req.peer_mss = MSSTAB[mssind]
     req.peer_window = skb.window
-    req.tstamp_ok = bool(o is not None and o.saw_tstamp and o.tsecr and sc.tcp_timestamps)
+    req.tstamp_ok = bool(o is not None and o.saw_tstamp and sc.tcp_timestamps)
     req.sack_ok = False
     req.wscale_ok = False
     req.snd_wscale = 0
     req.ts_recent = o.tsval if req.tstamp_ok else 0
     req.tsoffset = 0
     if req.tstamp_ok:
-        opts = o.tsecr & ((1 << TSBITS) - 1)
-        req.sack_ok = bool(opts & TS_OPT_SACK) and bool(sc.tcp_sack)
+        # cookie_v4_check: ``tcp_opt.rcv_tsecr -= tsoff`` before cookie_timestamp_decode, and
+        # cookie_tcp_reqsk_init gives the request (so the child) that same ts_off: the echoed
+        # value minus the per-pair offset is the cookie_init_timestamp() clock value.
+        tsoff = secure_tcp_ts_off(net, req.saddr, req.daddr)
+        tsecr = (o.tsecr - tsoff) & 0xFFFFFFFF if o.tsecr else 0
+        opts = tsecr & ((1 << TSBITS) - 1)
+        # cookie_timestamp_decode: SACK or window scaling echoed while the sysctl is off now
+        # makes the cookie invalid (after SyncookiesRecv, without SyncookiesFailed)
+        if opts & TS_OPT_SACK and not sc.tcp_sack:
+            return listener
+        req.sack_ok = bool(opts & TS_OPT_SACK)
         ws = opts & TS_OPT_WSCALE_MASK
-        if ws != TS_OPT_WSCALE_MASK and sc.tcp_window_scaling:
+        if ws != TS_OPT_WSCALE_MASK:
+            if not sc.tcp_window_scaling:
+                return listener
             req.wscale_ok = True
             req.snd_wscale = min(ws, S.TCP_MAX_WSCALE)
-        req.tsoffset = secure_tcp_ts_off(net, req.saddr, req.daddr)
+        req.tsoffset = tsoff
     pmtu = net.route_mtu(req.daddr)
     req.mss = pmtu - 40
     from .output import tcp_select_initial_window, tcp_win_from_space

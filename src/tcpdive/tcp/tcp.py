@@ -10,15 +10,23 @@ from __future__ import annotations
 from collections import deque
 
 from ..errors import EAGAIN, EINVAL, ENOTCONN, EPIPE, oserror
+from ..packet.tcp import ACK, FIN, PSH
 from ..skb import SKB
 from . import sock as S
 from .output import (
+    __sk_stream_memory_free,
     __tcp_push_pending_frames,
     tcp_add_write_queue_tail,
     tcp_current_mss,
+    tcp_lskb,
+    tcp_lskb_entail,
+    tcp_lskb_tail_len,
     tcp_send_ack,
     tcp_send_active_reset,
     tcp_send_fin,
+    tcp_slow_start_after_idle_check,
+    tcp_write_xmit,
+    tcp_xmit_size_goal,
 )
 from .sock import TcpSock, sk_add_waiter, sk_wake  # noqa: F401  (re-exported)
 
@@ -28,6 +36,7 @@ MSG_DONTWAIT = 0x40
 MSG_WAITALL = 0x100
 MSG_NOSIGNAL = 0x4000
 MSG_MORE = 0x8000
+MSG_EOR = 0x80
 MSG_TRUNC = 0x20
 
 SOCK_BINDPORT_LOCK = 0x8
@@ -135,14 +144,25 @@ def inet_csk_destroy_sock(sk: TcpSock) -> None:
 # ---- send / receive ------------------------------------------------------------------------
 
 def sk_stream_memory_free(sk: TcpSock) -> bool:
-    return sk.sk_wmem_queued < sk.sk_sndbuf
+    """Room for a new skb: the Linux-counted queue below sndbuf and the unsent bytes below
+    TCP_NOTSENT_LOWAT (``sk_stream_memory_free`` -> ``tcp_stream_memory_free``)."""
+    return __sk_stream_memory_free(sk, 0)
+
+
+def forced_push(sk: TcpSock) -> bool:
+    """Half of the peer's largest window written since the last PSH (``forced_push``)."""
+    return sk.write_seq > sk.pushed_seq + (sk.max_window >> 1)
 
 
 def tcp_sendmsg(sk: TcpSock, data: bytes | memoryview, flags: int = 0) -> int:
-    """Copy bytes into MSS-sized skbs on the write queue and push (``tcp_sendmsg_locked``).
+    """Copy bytes into the write queue and push (``tcp_sendmsg_locked``).
 
-    Returns how many bytes were taken (maybe fewer than offered when the send buffer fills);
-    raises EAGAIN when none fit, EPIPE when sending is shut down, the pending error if any.
+    Linux appends to the tail skb until it holds ``size_goal`` bytes (several MSS) and checks
+    the send buffer and TCP_NOTSENT_LOWAT only before allocating a new skb; a full skb at the
+    head of the unsent data is pushed at once (``tcp_push_one``), a forced push marks PSH
+    (``forced_push``). tcpdive cuts the bytes into MSS skbs and follows Linux's skb layout in
+    ``sk.lskb``. Returns how many bytes were taken (maybe fewer than offered when the buffer
+    fills); raises EAGAIN when none fit, EPIPE when sending is shut down, the pending error.
     """
     if sk.sk_err:
         err = sk.sk_err
@@ -155,48 +175,76 @@ def tcp_sendmsg(sk: TcpSock, data: bytes | memoryview, flags: int = 0) -> int:
     if sk.sk_shutdown & S.SEND_SHUTDOWN:
         raise oserror(EPIPE)
     mss_now = tcp_current_mss(sk)
+    size_goal = tcp_xmit_size_goal(sk, mss_now, not flags & MSG_OOB)
     copied = 0
     n = len(data)
     q = sk.write_queue
     while copied < n:
-        if not sk_stream_memory_free(sk):
+        tail_len = tcp_lskb_tail_len(sk)
+        copy = size_goal - tail_len
+        if tail_len < 0 or copy <= 0 or getattr(q[-1], "eor", False):
+            # new_segment
+            if not sk_stream_memory_free(sk):
+                sk.sock_nospace = True                 # wait_for_space
+                if copied:
+                    tcp_push(sk, flags & ~MSG_MORE, mss_now, S.TCP_NAGLE_PUSH)
+                break
+            tcp_lskb_entail(sk)
+            tcp_slow_start_after_idle_check(sk)        # tcp_skb_entail
+            copy = size_goal
+            tail_len = 0
+        copy = min(copy, n - copied)
+        if not copied and q and tail_len > 0:
+            q[-1].flags &= ~PSH                        # appending: the old tail PSH goes
+        left = copy
+        while left:
+            tail = q[-1] if q else None
+            if (tail is not None and tail_len > 0 and tail.seq >= sk.snd_nxt
+                    and len(tail.data) < mss_now and not tail.flags & FIN):
+                chunk = bytes(data[copied:copied + min(mss_now - len(tail.data), left)])
+                tail.data += chunk
+                tail.end_seq += len(chunk)
+            else:
+                chunk = bytes(data[copied:copied + min(mss_now, left)])
+                skb = SKB(sk.write_seq, sk.write_seq + len(chunk), ACK, chunk)
+                skb.eor = False
+                tcp_add_write_queue_tail(sk, skb)
+                q = sk.write_queue
+            sk.write_seq += len(chunk)
+            sk.sk_wmem_queued += len(chunk)
+            copied += len(chunk)
+            left -= len(chunk)
+            tail_len += len(chunk)
+        if copied == n:
+            if flags & MSG_EOR:
+                q[-1].eor = True
             break
-        tail = q[-1] if q else None
-        if tail is not None and len(tail.data) < mss_now and not tail.flags & 0x01 and not getattr(tail, 'eor', False):
-            room = mss_now - len(tail.data)
-            chunk = bytes(data[copied:copied + room])
-            tail.data += chunk
-            tail.end_seq += len(chunk)
-        else:
-            chunk = bytes(data[copied:copied + mss_now])
-            skb = SKB(sk.write_seq, sk.write_seq + len(chunk), 0x10, chunk)
-            skb.eor = False
-            tcp_add_write_queue_tail(sk, skb)
-            q = sk.write_queue
-        sk.write_seq += len(chunk)
-        sk.sk_wmem_queued += len(chunk)
-        copied += len(chunk)
-        # forced_push: mark PSH when half a window is outstanding unpushed
-        if sk.write_seq > sk.pushed_seq + (sk.max_window >> 1):
-            q[-1].flags |= 0x08
+        if tail_len < size_goal or flags & MSG_OOB:
+            continue
+        if forced_push(sk):
+            q[-1].flags |= PSH                         # tcp_mark_push
             sk.pushed_seq = sk.write_seq
             __tcp_push_pending_frames(sk, mss_now, S.TCP_NAGLE_PUSH)
+        elif tcp_lskb(sk)[-1] <= sk.snd_nxt:          # skb == tcp_send_head: tcp_push_one
+            tcp_write_xmit(sk, mss_now, S.TCP_NAGLE_PUSH, push_one=True)
     if copied == 0 and n:
         raise oserror(EAGAIN)
-    tcp_push(sk, flags, mss_now)
+    tcp_push(sk, flags, mss_now, sk.nonagle)
     return copied
 
 
-def tcp_push(sk: TcpSock, flags: int, mss_now: int) -> None:
-    """Mark PSH on the tail unless MSG_MORE, then push (``tcp_push``)."""
+def tcp_push(sk: TcpSock, flags: int, mss_now: int, nonagle: int | None = None) -> None:
+    """Mark PSH on the tail unless MSG_MORE (or when a push is forced), then push
+    (``tcp_push``)."""
     q = sk.write_queue
     if not q:
         return
-    nonagle = sk.nonagle
-    if not flags & MSG_MORE:
-        q[-1].flags |= 0x08
+    if nonagle is None:
+        nonagle = sk.nonagle
+    if not flags & MSG_MORE or forced_push(sk):
+        q[-1].flags |= PSH                             # tcp_mark_push
         sk.pushed_seq = sk.write_seq
-    else:
+    if flags & MSG_MORE:
         nonagle = S.TCP_NAGLE_CORK
     __tcp_push_pending_frames(sk, mss_now, nonagle)
 

@@ -196,12 +196,21 @@ def tcp_write_timer(sk: TcpSock) -> None:
     event = sk.icsk_pending
     sk.icsk_pending = 0
     if tp.subs:
-        tp.emit(sk, "retrans" if event == ICSK_TIME_RETRANS else "probe0", "expire",
-                sk.net.clock.now_us())
+        from .output import XMIT_TIMER_NAMES
+
+        tp.emit(sk, XMIT_TIMER_NAMES.get(event, "probe0"), "expire", sk.net.clock.now_us())
     if event == ICSK_TIME_RETRANS:
         tcp_retransmit_timer(sk)
     elif event == ICSK_TIME_PROBE0:
         tcp_probe_timer(sk)
+    elif event == S.ICSK_TIME_LOSS_PROBE:
+        from .recovery import tcp_send_loss_probe
+
+        tcp_send_loss_probe(sk)
+    elif event == S.ICSK_TIME_REO_TIMEOUT:
+        from .recovery import tcp_rack_reo_timeout
+
+        tcp_rack_reo_timeout(sk)
 
 
 def tcp_delack_timer(sk: TcpSock) -> None:

@@ -9,7 +9,6 @@ Expectations marked "real kernel" were produced once on Linux 6.18 (Python's soc
 from __future__ import annotations
 
 import errno
-import os
 
 import pytest
 
@@ -669,8 +668,6 @@ def _churn(w, c, ls, dst: str = "10.0.0.2", batch: int = 2000) -> int:
             return done
 
 
-@pytest.mark.skipif(not os.environ.get("TCPDIVE_SLOW"),
-                    reason="~30-60 s: 28232 full connections; set TCPDIVE_SLOW=1")
 def test_connect_loop_runs_out_after_28232_ports():
     """The article: default ip_local_port_range 32768-60999 and tcp_tw_reuse 0. Real kernel
     (Linux 6.18, one destination, client closes first): connect() #28233 fails EADDRNOTAVAIL;

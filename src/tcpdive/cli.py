@@ -111,6 +111,10 @@ def cmd_sysctl(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "goodput", False):
+        from .tools.bench import run_goodput
+
+        return run_goodput(real=getattr(args, "real", False))
     if getattr(args, "real", False):
         from .real.bench import run_real_bench
 
@@ -172,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     y.set_defaults(fn=cmd_sysctl)
     b = sub.add_parser("bench", help="print simulator speed and memory figures next to Linux")
     b.add_argument("--quick", action="store_true", help="smaller runs")
+    b.add_argument("--goodput", action="store_true",
+                   help="CUBIC and Reno goodput over 100 Mbit/s, 40 ms RTT, 1%% loss (issue #8 path); "
+                        "with --real also Linux's own over the same impaired path")
     b.add_argument("--real", action="store_true",
                    help="bulk tcpdive <-> kernel over TUN (root) next to kernel <-> kernel over veth")
     b.set_defaults(fn=cmd_bench)

@@ -208,6 +208,59 @@ def linux_bulk(nbytes: int) -> dict:
             "mss": info[10]}
 
 
+def bench_goodput(cc: str, secs: float = 60.0, seed: int = 1, loss: float = 0.01,
+                  ) -> tuple[float, dict]:
+    """Goodput (Mbit/s) of one bulk sender over 100 Mbit/s, 20 ms each way, 1000-packet queue
+    and ``loss`` both ways, in ``secs`` of virtual time; also the sender's MIB counters."""
+    w = World(seed=seed)
+    c = w.host("client", "10.0.0.1")
+    s = w.host("server", "10.0.0.2")
+    w.link(c, s, delay=0.020, rate_bps=100e6, queue_limit=1000, loss=loss)
+    for h in (c, s):
+        h.sysctl.set("tcp_congestion_control", cc)
+    ls = s.socket()
+    ls.bind(("0.0.0.0", 80))
+    ls.listen(5)
+    got = [0]
+    chunk = bytes(1 << 16)
+
+    async def client() -> None:
+        sock = c.socket()
+        await sock.aconnect(("10.0.0.2", 80))
+        while True:
+            await sock.asendall(chunk)
+
+    async def server() -> None:
+        sock, _ = await ls.aaccept()
+        while True:
+            d = await sock.arecv(1 << 20)
+            if not d:
+                return
+            got[0] += len(d)
+
+    tc = c.spawn(client())
+    ts = s.spawn(server())
+    w.run_for(secs)
+    tc.cancel()
+    ts.cancel()
+    return got[0] * 8 / secs / 1e6, dict(c.mib)
+
+
+def run_goodput(real: bool = False) -> int:
+    """CUBIC and Reno goodput on the issue #8 path, and Linux's over the same path with --real."""
+    for cc in ("cubic", "reno"):
+        t0 = time.perf_counter()
+        mbps, _ = bench_goodput(cc)
+        line = (f"  goodput {cc:5s} (sim, 60 s virtual in {time.perf_counter() - t0:.1f} s wall): "
+                f"{mbps:.2f} Mbit/s")
+        if real:
+            from ..real.goodput import kernel_goodput
+
+            line += f"; Linux over the same path: {kernel_goodput(cc):.2f} Mbit/s"
+        print(line)
+    return 0
+
+
 def run_bench(quick: bool = False) -> int:
     n_bulk = (8 if quick else 32) << 20
     n_churn = 300 if quick else 2000

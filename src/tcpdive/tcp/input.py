@@ -845,6 +845,12 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
             tcp_check_sack_reordering(sk, reord, 0)
     elif q and sack_rtt >= 0 and sack_rtt > now - q[0].tstamp:
         flag |= FLAG_SET_XMIT_TIMER     # do not re-arm the RTO for SACKs of data sent later
+    if not q:
+        # all acknowledged: give the queues' memory back (an idle socket stays small)
+        sk.rtx_queue = ()
+        sk.tsorted = None
+        if not sk.write_queue:
+            sk.write_queue = ()
     return flag, acked, seq_rtt
 
 

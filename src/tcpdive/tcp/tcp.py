@@ -305,6 +305,8 @@ def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
         sk.rcv_queue_off = off
         sk.rcv_queue_bytes -= got
         sk.copied_seq += got
+        if not sk.rcv_queue_bytes:
+            sk.receive_queue = ()                # drained: let an idle socket stay small
         if sk.fin_received and not sk.rcv_queue_bytes and sk.copied_seq == sk.rcv_nxt - 1:
             sk.copied_seq = sk.rcv_nxt           # the FIN follows the last byte read
         from .input import tcp_rcv_space_adjust

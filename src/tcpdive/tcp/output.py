@@ -977,7 +977,7 @@ def __tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
         skb.seq = sk.snd_una
     if sk.state != TCP_SYN_SENT and skb.data and len(skb.data) > tcp_current_mss(sk):
         # the peer's window or our MSS shrank: resend only the first MSS
-        _split_rtx(sk, skb, tcp_current_mss(sk))
+        tcp_fragment_rtx(sk, skb, tcp_current_mss(sk))
     err = tcp_transmit_skb(sk, skb)
     if err:
         sk.net.mib["TcpExtTCPRetransFail"] += 1
@@ -995,28 +995,6 @@ def __tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
     if tp.subs:
         tp.emit(sk, skb, net.clock.now_us())
     return 0
-
-
-def _split_rtx(sk: TcpSock, skb: SKB, mss: int) -> None:
-    q = sk.rtx_queue
-    right = SKB(skb.seq + mss, skb.end_seq, skb.flags & ~SYN, skb.data[mss:])
-    right.sacked = skb.sacked & ~TCPCB_SACKED_RETRANS
-    right.first_tx = skb.first_tx
-    right.tstamp = skb.tstamp
-    right.tx_seq = getattr(skb, "tx_seq", 0)
-    skb.data = skb.data[:mss]
-    skb.end_seq = skb.seq + mss
-    skb.flags &= ~(FIN | PSH)
-    for i, s in enumerate(q):
-        if s is skb:
-            q.insert(i + 1, right)
-            break
-    sk.packets_out += 1
-    if right.sacked & TCPCB_LOST:
-        sk.lost_out += 1
-    if right.sacked & TCPCB_SACKED_ACKED:
-        sk.sacked_out += 1
-    tcp_tsorted_insert_after(sk, skb, right)
 
 
 def tcp_fragment_rtx(sk: TcpSock, skb: SKB, len_: int) -> None:

@@ -17,13 +17,14 @@ class SKB:
 
     Send side: ``data`` is the payload, ``tstamp`` the last transmit time (``skb_mstamp_ns``, here
     in microseconds), ``first_tx`` the first. Receive side: header fields and parsed options.
-    Unused slots cost nothing.
+    Unused slots cost nothing. A received GSO/GRO skb carries ``gso_size`` (payload per wire
+    segment; 0: a plain segment) and ``gso_segs`` (``skb_shinfo``).
     """
 
     __slots__ = ("seq", "end_seq", "ack_seq", "flags", "data", "window", "tstamp", "first_tx",
                  "sacked", "retrans", "opts", "saddr", "daddr", "sport", "dport", "path",
                  "tos", "ttl", "doff", "raw", "urg_ptr", "eor", "delivered", "tx_app_limited",
-                 "tx_seq")
+                 "tx_seq", "gso_size", "gso_segs")
 
     def __init__(self, seq: int, end_seq: int, flags: int, data: bytes = b"") -> None:
         self.seq = seq
@@ -34,6 +35,7 @@ class SKB:
         self.retrans = 0
         self.tstamp = 0
         self.path = None
+        self.gso_size = 0
 
     @property
     def len(self) -> int:

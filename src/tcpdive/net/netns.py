@@ -13,6 +13,13 @@ from collections import deque
 from collections.abc import Callable
 
 from ..ktime import Clock, KTimer
+from ..packet.gso import (
+    CHECKSUM_PARTIAL,
+    OffloadPacket,
+    offload_packet,
+    skb_checksum_help,
+    skb_gso_segment,
+)
 from ..packet.ipv4 import (
     IP_CSUMERR,
     IP_MF,
@@ -39,6 +46,13 @@ NF_INET_FORWARD = 2
 NF_INET_LOCAL_OUT = 3
 NF_INET_POST_ROUTING = 4
 
+# netdev features (NETIF_F_*), as ``ethtool -k`` shows them; all off unless a driver sets them
+NETIF_F_HW_CSUM = 0x1        # tx-checksumming: TCP checksum left to the device
+NETIF_F_RXCSUM = 0x2         # rx-checksumming: the device vouches for received checksums
+NETIF_F_TSO = 0x4            # tcp-segmentation-offload: GSO packets handed to the device
+NETIF_F_GRO = 0x8            # generic-receive-offload: GSO packets accepted up the stack
+NETIF_F_OFFLOAD = NETIF_F_HW_CSUM | NETIF_F_RXCSUM | NETIF_F_TSO | NETIF_F_GRO  # lo / veth
+
 # A hook sees (net, data, dev_name) and returns the datagram to go on with (maybe rewritten) or None
 NfHook = Callable[["Netns", bytes, str], "bytes | None"]
 
@@ -57,10 +71,10 @@ _MODULES: dict[str, bool] = {}
 
 
 class NetDevice:
-    """A network interface: name, MTU, IPv4 addresses, and the driver's transmit function."""
+    """A network interface: name, MTU, IPv4 addresses, offload features, the driver's transmit."""
 
     __slots__ = ("name", "mtu", "addrs", "xmit", "net", "up", "tx_packets", "rx_packets",
-                 "tx_bytes", "rx_bytes")
+                 "tx_bytes", "rx_bytes", "features")
 
     def __init__(self, name: str, mtu: int = 1500,
                  xmit: Callable[[bytes, int], None] | None = None) -> None:
@@ -71,6 +85,16 @@ class NetDevice:
         self.net: Netns | None = None
         self.up = True
         self.tx_packets = self.rx_packets = self.tx_bytes = self.rx_bytes = 0
+        self.features = 0
+
+    def set_features(self, features: int) -> None:
+        """``ethtool -K``: switch offloads (NETIF_F_* bits) on or off (``netdev_update_features``)."""
+        self.features = features
+        net = self.net
+        if net is not None:
+            net.dev_features = 0
+            for d in net.devices.values():
+                net.dev_features |= d.features
 
 
 class Route:
@@ -103,6 +127,7 @@ class Netns:
         self.routes: list[Route] = []
         self.local_addrs: set[int] = set()
         self.nf_hooks: list[list[NfHook]] = [[], [], [], [], []]
+        self.dev_features = 0            # union of the devices' features: 0 = no offload anywhere
         self.ip_id = self.rng.getrandbits(16)
         self._backlog: deque[tuple[NetDevice, bytes]] = deque()
         self._softirq = KTimer(clock, self._net_rx_action)
@@ -141,6 +166,7 @@ class Netns:
         """Register an interface (``register_netdevice``)."""
         dev.net = self
         self.devices[dev.name] = dev
+        self.dev_features |= dev.features
         return dev
 
     def add_addr(self, devname: str, addr: str | int, prefixlen: int = 24) -> None:
@@ -200,6 +226,15 @@ class Netns:
         r = self.fib_lookup(daddr)
         return r.dev.mtu if r is not None else 1500
 
+    def route_caps(self, daddr: int) -> int:
+        """Offload features of the device toward ``daddr`` (``sk_route_caps``, which Linux
+        caches at connect in ``sk_setup_caps``; asked per transmit here, free when no device
+        offloads)."""
+        if not self.dev_features:
+            return 0
+        r = self.fib_lookup(daddr)
+        return r.dev.features if r is not None else 0
+
     def tcp_timeout_init(self) -> int:
         """Initial RTO for SYN / SYN-ACK in us (``tcp_timeout_init``: TCP_TIMEOUT_INIT, 1 s)."""
         return 1_000_000
@@ -211,7 +246,18 @@ class Netns:
     # ---- receive ---------------------------------------------------------------------------
 
     def netif_receive(self, dev: NetDevice, data: bytes) -> None:
-        """Driver entry point: one IPv4 datagram arrived on ``dev`` (``netif_receive_skb``)."""
+        """Driver entry point: one IPv4 datagram arrived on ``dev`` (``netif_receive_skb``).
+
+        A GSO packet (``OffloadPacket``) goes up whole when ``dev`` does GRO, else cut first.
+        """
+        if type(data) is OffloadPacket:
+            feats = dev.features
+            if data.gso_size and not feats & NETIF_F_GRO:
+                for seg in skb_gso_segment(data):
+                    self.netif_receive(dev, seg)
+                return
+            if self.trace.packet.subs or not feats & NETIF_F_RXCSUM:
+                data = skb_checksum_help(data)       # a capture sees real checksums
         dev.rx_packets += 1
         dev.rx_bytes += len(data)
         tp = self.trace.packet
@@ -285,7 +331,16 @@ class Netns:
             icmp_send(self, data, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
 
     def ip_forward(self, dev: NetDevice, iph, data: bytes) -> None:
-        """Route a transit datagram (``ip_forward``): TTL, FORWARD and POST_ROUTING hooks."""
+        """Route a transit datagram (``ip_forward``): TTL, FORWARD and POST_ROUTING hooks.
+
+        A GSO packet is cut into its segments first (tcpdive forwards no GSO packets).
+        """
+        if type(data) is OffloadPacket and data.gso_size:
+            for seg in skb_gso_segment(data):
+                _, siph = ip_parse(seg)
+                if siph is not None:
+                    self.ip_forward(dev, siph, seg)
+            return
         if iph.ttl <= 1:
             from .icmp import ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, icmp_send
 
@@ -314,21 +369,29 @@ class Netns:
     # ---- send ------------------------------------------------------------------------------
 
     def ip_output(self, saddr: int, daddr: int, proto: int, payload: bytes, tos: int = 0,
-                  ttl: int | None = None, df: bool = True) -> bool:
+                  ttl: int | None = None, df: bool = True, gso_size: int = 0, gso_segs: int = 1,
+                  ip_summed: int = 0) -> bool:
         """Build and send one datagram (``ip_queue_xmit`` / ``ip_build_and_send_pkt``).
 
-        Returns False (and counts IpOutNoRoutes) when there is no route.
+        ``gso_size``/``gso_segs``/``ip_summed`` describe a TSO packet or a checksum left to
+        the device (``OffloadPacket``); its segments take consecutive IP ids
+        (``ip_select_ident_segs``). Returns False (and counts IpOutNoRoutes) when there is no route.
         """
         route = self.fib_lookup(daddr)
         if route is None:
             self.mib["IpOutNoRoutes"] += 1
             return False
-        self.ip_id = (self.ip_id + 1) & 0xFFFF
+        ident = (self.ip_id + 1) & 0xFFFF
+        self.ip_id = (self.ip_id + (gso_segs if gso_size else 1)) & 0xFFFF
         data = ip_build(saddr, daddr, proto, payload,
-                        ttl if ttl is not None else self.sysctl.ip_default_ttl, tos, self.ip_id, df)
+                        ttl if ttl is not None else self.sysctl.ip_default_ttl, tos, ident, df)
+        if gso_size or ip_summed:
+            data = offload_packet(data, gso_size, gso_segs, ip_summed)
         self.mib["IpOutRequests"] += 1
         hooks = self.nf_hooks[NF_INET_LOCAL_OUT]
         if hooks:
+            if type(data) is OffloadPacket:
+                data = skb_checksum_help(data)
             data = self._nf_run(hooks, data, route.dev)
             if data is None:
                 return True
@@ -336,8 +399,12 @@ class Netns:
         return True
 
     def _dev_queue_xmit(self, route: Route, daddr: int, data: bytes) -> None:
+        """POST_ROUTING, then the device; what it cannot offload is done in software first
+        (``validate_xmit_skb``: ``skb_gso_segment``, ``skb_checksum_help``)."""
         hooks = self.nf_hooks[NF_INET_POST_ROUTING]
         if hooks:
+            if type(data) is OffloadPacket:
+                data = skb_checksum_help(data)
             data = self._nf_run(hooks, data, route.dev)
             if data is None:
                 return
@@ -345,12 +412,29 @@ class Netns:
         if not dev.up or dev.xmit is None:
             self.drop(data, "NETDEV_DOWN")
             return
+        tp = self.trace.packet
+        if type(data) is OffloadPacket:
+            feats = dev.features
+            if ((data.gso_size and not feats & NETIF_F_TSO)
+                    or (data.ip_summed == CHECKSUM_PARTIAL and not feats & NETIF_F_HW_CSUM)):
+                for seg in skb_gso_segment(data):
+                    self._dev_xmit(dev, route.gw or daddr, seg)
+                return
+            if tp.subs:
+                data = skb_checksum_help(data)       # a capture sees real checksums
+        dev.tx_packets += 1
+        dev.tx_bytes += len(data)
+        if tp.subs:
+            tp.emit(self, dev, data, "out", self.clock.now_us())
+        dev.xmit(data, route.gw or daddr)
+
+    def _dev_xmit(self, dev: NetDevice, nexthop: int, data: bytes) -> None:
         dev.tx_packets += 1
         dev.tx_bytes += len(data)
         tp = self.trace.packet
         if tp.subs:
             tp.emit(self, dev, data, "out", self.clock.now_us())
-        dev.xmit(data, route.gw or daddr)
+        dev.xmit(data, nexthop)
 
     def _loopback_xmit(self, data: bytes, nexthop: int) -> None:
         """loopback_xmit: queue for our own receive path, processed as a softirq would."""
@@ -366,6 +450,8 @@ class Netns:
 
     def _nf_hook_in(self, hooknum: int, data: bytes, dev: NetDevice, iph):
         """Run an input-side hook; re-parse the header if a hook rewrote the datagram (NAT)."""
+        if type(data) is OffloadPacket:
+            data = skb_checksum_help(data)
         out = self._nf_run(self.nf_hooks[hooknum], data, dev)
         if out is None:
             return None
@@ -402,7 +488,8 @@ class Netns:
 
 
 __all__ = ["Netns", "NetDevice", "Route", "IPHDR_LEN", "NF_INET_PRE_ROUTING", "NF_INET_LOCAL_IN",
-           "NF_INET_FORWARD", "NF_INET_LOCAL_OUT", "NF_INET_POST_ROUTING"]
+           "NF_INET_FORWARD", "NF_INET_LOCAL_OUT", "NF_INET_POST_ROUTING", "NETIF_F_HW_CSUM",
+           "NETIF_F_RXCSUM", "NETIF_F_TSO", "NETIF_F_GRO", "NETIF_F_OFFLOAD"]
 
 
 def _tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:

@@ -99,8 +99,12 @@ def sack_option(blocks: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> 
 
 
 def tcp_build(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq: int, flags: int,
-              window: int, options: bytes = b"", payload: bytes = b"", urg_ptr: int = 0) -> bytes:
-    """A TCP segment with a correct checksum over the IPv4 pseudo-header (``tcp_transmit_skb``)."""
+              window: int, options: bytes = b"", payload: bytes = b"", urg_ptr: int = 0,
+              csum: bool = True) -> bytes:
+    """A TCP segment with a correct checksum over the IPv4 pseudo-header (``tcp_transmit_skb``).
+
+    ``csum=False`` leaves the checksum field zero for the device (CHECKSUM_PARTIAL).
+    """
     olen = len(options)
     if olen & 3:
         options += b"\x00" * (4 - (olen & 3))      # EOL padding
@@ -109,6 +113,8 @@ def tcp_build(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq:
     hdr = _pack_hdr(sport, dport, seq & 0xFFFFFFFF, ack_seq & 0xFFFFFFFF, doff << 4, flags,
                     window, 0, urg_ptr)
     seg = hdr + options + payload
+    if not csum:
+        return seg
     check = csum_fold(csum_partial(seg, pseudo_sum(saddr, daddr, 6, len(seg))))
     return seg[:16] + check.to_bytes(2, "big") + seg[18:]
 

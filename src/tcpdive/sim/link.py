@@ -12,6 +12,12 @@ A :class:`Pipe` carries raw packets (``bytes``) one way. Its stages, in order:
    extra wait; like netem, jitter may reorder), plus ``reorder_delay`` for a ``reorder``
    fraction of packets so that later packets overtake them.
 
+A GSO packet (:class:`~tcpdive.packet.gso.OffloadPacket`, sent by a TSO device) crosses whole,
+as its segments back to back: it uses their serialization time, counts as that many packets in
+the queue limit and the counters, and arrives when its last segment would. When the pipe impairs
+per packet (filter, loss, corruption, duplication, reordering, jitter) or the queue cannot take
+it all, it is cut into its wire segments first (``skb_gso_segment``) so each meets its own fate.
+
 Each delivery is one scheduled loop callback. The pipe uses only ``loop.time()``/``loop.call_at``
 so it also runs on a real asyncio loop; on a :class:`~tcpdive.sim.loop.VirtualTimeLoop` it uses the
 integer-microsecond fast path (``now_us``/``call_at_us``). All randomness comes from the pipe's
@@ -24,6 +30,8 @@ import random
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from ..packet.gso import OffloadPacket, gso_wire_len, skb_gso_segment
 
 __all__ = ["Link", "Pipe"]
 
@@ -107,6 +115,7 @@ class Pipe:
         "_now_us",
         "_call_at_us",
         "_arrive_cb",
+        "_arrive_gso_cb",
         *_COUNTERS,
     )
 
@@ -138,6 +147,7 @@ class Pipe:
             self._now_us = self._real_now_us
             self._call_at_us = self._real_call_at_us
         self._arrive_cb = self._arrive
+        self._arrive_gso_cb = self._arrive_gso
         self._tx_free = 0.0  # when the wire finishes its current backlog (us)
         self._txq: deque[tuple[float, int]] = deque()  # (tx_done_us, size) per queued packet
         self._txq_bytes = 0
@@ -275,7 +285,13 @@ class Pipe:
     def send(self, pkt: bytes) -> bool:
         """Offer one packet; False if dropped by the filter or a full queue, else True."""
         if type(pkt) is not bytes:
-            pkt = bytes(pkt)  # snapshot: the caller may reuse its buffer
+            if type(pkt) is OffloadPacket:
+                if pkt.gso_size:
+                    return self._send_gso(pkt)
+                if self._corrupt:
+                    pkt = skb_gso_segment(pkt)[0]  # checksum filled: corruption must show
+            else:
+                pkt = bytes(pkt)  # snapshot: the caller may reuse its buffer
         size = len(pkt)
         self.sent += 1
         self.bytes += size
@@ -336,9 +352,56 @@ class Pipe:
 
     __call__ = send
 
+    def _send_gso(self, pkt: OffloadPacket) -> bool:
+        """A GSO packet: whole when nothing acts per packet, else as its segments."""
+        n = pkt.gso_segs
+        if (self.filter is not None or self._loss or self._corrupt or self._duplicate
+                or self._reorder or self._jitter_us):
+            ok = False
+            for seg in skb_gso_segment(pkt):
+                ok = self.send(seg) or ok
+            return ok
+        now = self._now_us()
+        rate = self._rate_bps
+        wire = gso_wire_len(pkt)
+        if rate is None:
+            t: float = now
+        else:
+            txq = self._txq
+            while txq and txq[0][0] <= now:
+                self._txq_bytes -= txq.popleft()[1]
+            limit_bytes = self._qlimit_bytes
+            if len(txq) + n > self._qlimit or (
+                limit_bytes is not None and self._txq_bytes + wire > limit_bytes
+            ):
+                ok = False
+                for seg in skb_gso_segment(pkt):           # drop-tail per segment
+                    ok = self.send(seg) or ok
+                return ok
+            t = self._tx_free
+            if t < now:
+                t = now
+            # the segments back to back, each its own queue entry
+            full = (wire - len(pkt)) // (n - 1) + pkt.gso_size if n > 1 else wire
+            for i in range(n):
+                size = full if i < n - 1 else wire - full * (n - 1)
+                t = t + size * _BITS_US / rate
+                txq.append((t, size))
+            self._txq_bytes += wire
+            self._tx_free = t
+        self.sent += n
+        self.bytes += wire
+        self._call_at_us(round(t + self._delay_us), self._arrive_gso_cb, pkt)
+        return True
+
     def _arrive(self, pkt: bytes) -> None:
         self.delivered += 1
         self.bytes_delivered += len(pkt)
+        self.deliver(pkt)
+
+    def _arrive_gso(self, pkt: OffloadPacket) -> None:
+        self.delivered += pkt.gso_segs if pkt.gso_size else 1
+        self.bytes_delivered += gso_wire_len(pkt)
         self.deliver(pkt)
 
     # -------------------------------------------------------------- helpers

@@ -16,7 +16,7 @@ import random
 from collections.abc import Coroutine
 from typing import Any
 
-from ..net.netns import NetDevice, Netns
+from ..net.netns import NETIF_F_OFFLOAD, NetDevice, Netns
 from ..packet.ipv4 import int2ip, ip2int
 from ..socket import AF_INET, SOCK_STREAM, Socket
 from ..sysctl import Sysctl
@@ -78,17 +78,21 @@ class World:
         return h
 
     def link(self, a: Host, b: Host, *, mtu: int = 1500, a_addr: str | None = None,
-             b_addr: str | None = None, prefixlen: int = 24, **params: Any) -> Link:
+             b_addr: str | None = None, prefixlen: int = 24, offload: bool = False,
+             **params: Any) -> Link:
         """Join two hosts with a point-to-point link (delay, rate_bps, loss, reorder, ...).
 
         Each side gets a device ``ethN`` carrying its address; each host routes the other's
-        address (and, for its first link, everything else) over it.
+        address (and, for its first link, everything else) over it. ``offload=True`` gives both
+        devices TSO/GSO, GRO and checksum offload, as Linux's lo and veth have by default.
         """
         a_addr = a_addr or a._pending_addr[0] or f"10.{self._subnet}.0.1"  # type: ignore[attr-defined]
         b_addr = b_addr or b._pending_addr[0] or f"10.{self._subnet}.0.2"  # type: ignore[attr-defined]
         self._subnet += 1
         da = NetDevice(f"eth{sum(1 for d in a.devices.values() if d.name.startswith('eth'))}", mtu)
         db = NetDevice(f"eth{sum(1 for d in b.devices.values() if d.name.startswith('eth'))}", mtu)
+        if offload:
+            da.features = db.features = NETIF_F_OFFLOAD
         a.add_device(da)
         b.add_device(db)
         params.setdefault("rng", None)

@@ -146,10 +146,12 @@ def inet_csk_schedule_ack(sk: TcpSock) -> None:
 
 
 def tcp_measure_rcv_mss(sk: TcpSock, skb: SKB) -> None:
-    """Estimate the peer's MSS from segment sizes, for delayed-ACK decisions (``tcp_measure_rcv_mss``)."""
+    """Estimate the peer's MSS from segment sizes, for delayed-ACK decisions (``tcp_measure_rcv_mss``).
+
+    A GSO/GRO skb counts as its ``gso_size``."""
     lss = sk.ack_last_seg_size
     sk.ack_last_seg_size = 0
-    n = len(skb.data)
+    n = skb.gso_size or len(skb.data)
     if n >= sk.ack_rcv_mss:
         sk.ack_rcv_mss = min(n, sk.advmss) if sk.advmss else n
     else:
@@ -1762,7 +1764,8 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
     net = sk.net
     path = skb.path
     tcp_parse_rx_opts(sk, skb)
-    sk.segs_in += 1
+    segs = skb.gso_segs if skb.gso_size else 1      # tcp_segs_in: a GRO skb counts its segments
+    sk.segs_in += segs
     flags = skb.flags
     # --- fast path (header prediction): ACK only (maybe PSH), in sequence, window unchanged
     if ((flags & ~0x08) == ACK and skb.seq == sk.rcv_nxt and skb.ack_seq <= sk.snd_nxt
@@ -1783,7 +1786,7 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
                     tcp_store_ts_recent(sk)
                 net.mib["TcpExtTCPHPHits"] += 1
                 tcp_rcv_rtt_measure_ts(sk, skb)
-                sk.data_segs_in += 1
+                sk.data_segs_in += segs
                 tcp_queue_rcv(sk, skb.data)
                 sk.bytes_received += n
                 sk.rcv_nxt = skb.end_seq
@@ -1804,7 +1807,7 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
     if not tcp_validate_incoming(sk, skb, True):
         return
     if skb.data:
-        sk.data_segs_in += 1
+        sk.data_segs_in += segs
         tcp_rcv_rtt_measure_ts(sk, skb)
     if flags & ACK:
         if tcp_ack(sk, skb, FLAG_SLOWPATH | FLAG_UPDATE_TS_RECENT) < 0:

@@ -12,6 +12,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from ..packet.checksum import csum_partial, pseudo_sum
+from ..packet.gso import OffloadPacket
 from ..packet.ipv4 import IPPROTO_TCP
 from ..packet.tcp import ACK, FIN, RST, SYN, TCPHDR_LEN, tcp_build, tcp_parse_options, ts_option
 from ..skb import SKB
@@ -53,7 +54,11 @@ def secure_tcp_ts_off(net: Netns, saddr: int, daddr: int) -> int:
 
 
 def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
-    """Entry from IP: validate the header and checksum, find the socket, process or backlog."""
+    """Entry from IP: validate the header and checksum, find the socket, process or backlog.
+
+    An ``OffloadPacket`` needs no checksum check (CHECKSUM_PARTIAL/UNNECESSARY) and may be a
+    GSO/GRO skb of ``gso_segs`` segments; TcpInSegs counts it once, as Linux does.
+    """
     mib = net.mib
     n = len(data) - off
     if n < TCPHDR_LEN:
@@ -67,7 +72,13 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
         net.drop(data, "TCP_HDR_LEN")
         return
     seg = data[off:] if off else data
-    if csum_partial(seg, pseudo_sum(iph.saddr, iph.daddr, IPPROTO_TCP, n)) != 0xFFFF:
+    gso_size = 0
+    if type(data) is OffloadPacket:
+        gso_size = data.gso_size
+        summed = data.ip_summed
+    else:
+        summed = 0
+    if not summed and csum_partial(seg, pseudo_sum(iph.saddr, iph.daddr, IPPROTO_TCP, n)) != 0xFFFF:
         mib["TcpInCsumErrors"] += 1
         mib["TcpInErrs"] += 1
         net.drop(data, "TCP_CSUM")
@@ -84,6 +95,9 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
     skb.urg_ptr = urg
     skb.tos = iph.tos
     skb.opts = tcp_parse_options(seg, TCPHDR_LEN, doff, bool(flags & SYN)) if doff > TCPHDR_LEN else None
+    if gso_size:
+        skb.gso_size = gso_size
+        skb.gso_segs = data.gso_segs
     if net.trace.path.subs:
         skb.path = ["ip_rcv", "ip_local_deliver", "tcp_v4_rcv"]
     hi = net.tcp_hashinfo

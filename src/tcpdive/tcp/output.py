@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from ..net.netns import NETIF_F_HW_CSUM, NETIF_F_TSO
+from ..packet.gso import CHECKSUM_PARTIAL
 from ..packet.ipv4 import IPPROTO_TCP
 from ..packet.tcp import (
     ACK,
@@ -244,7 +246,8 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     ``gso_last``: ``skb`` is the last segment of a multi-segment TSO skb. Linux forces PSH on
     every GSO packet (``if (tcp_skb_pcount(skb) > 1) tcb->tcp_flags |= TCPHDR_PSH``, on the
     clone only) and GSO gives PSH to the last segment; tcpdive keeps one segment per skb, so
-    the PSH goes on the wire copy of that last segment and not into ``skb.flags``.
+    the PSH goes on the wire copy of that last segment and not into ``skb.flags``. (When the
+    route's device does TSO, ``tcp_write_xmit`` sends whole bursts with ``tcp_transmit_gso``.)
 
     Returns 0, or a positive errno if IP could not send it (no route, netfilter drop).
     """
@@ -265,8 +268,11 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     else:
         opts = tcp_established_options(sk)
         window = tcp_select_window(sk)
+    # CHECKSUM_PARTIAL when the route's device checksums (sk_route_caps & NETIF_F_HW_CSUM)
+    summed = CHECKSUM_PARTIAL if net.dev_features and (
+        net.route_caps(sk.daddr) & NETIF_F_HW_CSUM) else 0
     seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, skb.seq, rcv_nxt if flags & ACK else 0,
-                    flags, window, opts, skb.data)
+                    flags, window, opts, skb.data, csum=not summed)
     if flags & ACK:
         tcp_event_ack_sent(sk, rcv_nxt)
     if skb.data:
@@ -277,8 +283,53 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     skb.tstamp = now
     sk.tx_count += 1
     skb.tx_seq = sk.tx_count
-    if not net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None):
+    if not net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None,
+                         ip_summed=summed):
         return 113   # EHOSTUNREACH: no route
+    return 0
+
+
+def tcp_gso_stamp(sk: TcpSock, skb: SKB, first: bool) -> None:
+    """What ``__tcp_transmit_skb`` does per MSS skb of a TSO packet before it leaves: the send
+    time, and for the packet's first skb ``tcp_event_data_sent``."""
+    now = sk.net.clock.now_us()
+    if first:
+        tcp_event_data_sent(sk, now)
+    skb.tstamp = now
+    sk.tx_count += 1
+    skb.tx_seq = sk.tx_count
+
+
+def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool) -> int:
+    """Send consecutive MSS skbs as one TSO packet (``__tcp_transmit_skb`` of a pcount > 1 skb).
+
+    One header (options, window, ACK) for all, payloads joined, ``gso_size`` = ``mss_now``;
+    the device or GSO cuts it into wire segments with PSH/FIN on the last (``tcp_gso_segment``).
+    ``psh``: it ends a multi-segment burst, so it carries PSH as the per-segment path does.
+    Counters count segments (TcpOutSegs, segs_out, data_segs_out += pcount). tcpdive keeps
+    the retransmit queue per MSS skb, moved there before this runs: a send error is not undone.
+    """
+    net = sk.net
+    first = skbs[0]
+    n = len(skbs)
+    last = skbs[-1]
+    flags = first.flags | (last.flags & (PSH | FIN)) | (PSH if psh else 0)
+    payload = first.data if n == 1 else b"".join([s.data for s in skbs])
+    rcv_nxt = sk.rcv_nxt
+    opts = tcp_established_options(sk)
+    window = tcp_select_window(sk)
+    caps = net.route_caps(sk.daddr)
+    summed = CHECKSUM_PARTIAL if caps & NETIF_F_HW_CSUM else 0
+    seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, first.seq,
+                    rcv_nxt if flags & ACK else 0, flags, window, opts, payload, csum=not summed)
+    if flags & ACK:
+        tcp_event_ack_sent(sk, rcv_nxt)
+    sk.data_segs_out += n
+    sk.segs_out += n
+    net.mib["TcpOutSegs"] += n
+    if not net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None,
+                         gso_size=mss_now if n > 1 else 0, gso_segs=n, ip_summed=summed):
+        return 113
     return 0
 
 
@@ -558,6 +609,10 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
     burst_start = 0
     burst = 0         # segments left of the TSO skb Linux would be sending (tcpdive: MSS skbs)
     multi = False     # that TSO skb has more than one segment: its last one carries PSH
+    # sk_can_gso: the route's device does TSO, so a burst leaves as one packet
+    gso: list[SKB] | None = [] if sk.net.dev_features and (
+        sk.net.route_caps(sk.daddr) & NETIF_F_TSO) else None
+    gso_bytes = 0
     while q:
         skb = q[0]
         cwnd_quota = tcp_cwnd_test(sk)
@@ -581,17 +636,33 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
             multi = burst > 1
             burst_start = skb.seq
         burst -= 1
-        if tcp_transmit_skb(sk, skb, gso_last=multi and not burst):
+        if gso is not None and multi:
+            n = len(skb.data)
+            if gso and gso_bytes + n > SK_GSO_MAX_SIZE:
+                tcp_transmit_gso(sk, gso, mss_now, False)
+                gso = []
+                gso_bytes = 0
+            tcp_gso_stamp(sk, skb, not gso)
+            gso.append(skb)
+            gso_bytes += n
+        elif tcp_transmit_skb(sk, skb, gso_last=multi and not burst):
             break
         tcp_event_new_data_sent(sk, skb)
         tcp_minshall_update(sk, mss_now, skb)
         sent += 1
+        if gso and (not burst or len(skb.data) != mss_now or skb.flags & (PSH | FIN)):
+            # the TSO packet ends with the burst, or before a segment GSO would cut elsewhere
+            tcp_transmit_gso(sk, gso, mss_now, not burst)
+            gso = []
+            gso_bytes = 0
         if not burst:
             tcp_lskb_sent(sk, burst_start, sk.snd_nxt)
         if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
             sk.tlp_high_seq = sk.snd_nxt
         if push_one and not burst:
             break
+    if gso:
+        tcp_transmit_gso(sk, gso, mss_now, False)
     if burst and sent:
         tcp_lskb_sent(sk, burst_start, sk.snd_nxt)
     if sent:

@@ -1,0 +1,284 @@
+"""TSO/GSO, GRO and checksum offload on a link (``World.link(..., offload=True)``), as over lo/veth.
+
+A burst ``tcp_write_xmit`` computes leaves as one GSO packet, crosses the link whole, and the
+receiver takes it as one skb and ACKs it once; counters still count segments. A link that
+impairs per packet cuts GSO packets into their wire segments first. Default links: unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from tcpdive.packet.checksum import csum_partial, pseudo_sum
+from tcpdive.packet.gso import (
+    CHECKSUM_PARTIAL,
+    OffloadPacket,
+    offload_packet,
+    skb_checksum_help,
+    skb_gso_segment,
+)
+from tcpdive.packet.ipv4 import ip_build, ip_parse
+from tcpdive.packet.tcp import ACK, CWR, FIN, PSH, tcp_build
+from tcpdive.sim.link import Pipe
+from tcpdive.sim.loop import VirtualTimeLoop
+from tcpdive.sim.world import World
+from tcpdive.tcp.output import SK_GSO_MAX_SIZE, tcp_tso_segs
+from tcpdive.tools.pcap import PcapWriter
+
+_TH = struct.Struct("!HHIIBBHHH")
+A, B = 0x0A000001, 0x0A000002
+
+
+def tcp_fields(data: bytes):
+    """(seq, ack, flags, payload length) of an IPv4+TCP datagram."""
+    ihl = (data[0] & 15) * 4
+    sport, dport, seq, ack, doff, flags, win, check, urg = _TH.unpack_from(data, ihl)
+    return seq, ack, flags, len(data) - ihl - (doff >> 4) * 4
+
+
+def transfer(nbytes: int, *, offload: bool, seed: int = 3, trace: bool = False, pcap=None,
+             **link):
+    """Send ``nbytes`` of random data a -> b; returns what b read and a record of the run."""
+    w = World(seed=seed)
+    a = w.host("a", "10.0.0.1")
+    b = w.host("b", "10.0.0.2")
+    lk = w.link(a, b, delay=0.0005, offload=offload, **link)
+    events: list[tuple[str, str, int, bytes, int]] = []
+    if trace:
+        for h in (a, b):
+            h.trace.packet.attach(
+                lambda net, dev, data, d, now, h=h: events.append(
+                    (h.name, d, now, data, data.gso_segs if type(data) is OffloadPacket
+                     and data.gso_size else 1)))
+    if pcap is not None:
+        pcap.attach([a, b], direction="out")
+    ls = b.socket()
+    ls.bind(("0.0.0.0", 5001))
+    ls.listen(8)
+    got = bytearray()
+    server = {}
+
+    async def sink():
+        conn, _ = await ls.aaccept()
+        server["sk"] = conn.sk
+        while True:
+            d = await conn.arecv(1 << 20)
+            if not d:
+                break
+            got.extend(d)
+        conn.close()
+
+    b.spawn(sink())
+    cs = a.socket()
+    cs.connect(("10.0.0.2", 5001))
+    payload = random.Random(seed).randbytes(nbytes)
+    cs.sendall(payload)
+    csk = cs.sk
+    cs.close()
+    w.run_for(10)
+    return {"payload": payload, "got": bytes(got), "a": a, "b": b, "csk": csk,
+            "ssk": server["sk"], "events": events, "link": lk}
+
+
+# ---- software GSO and checksum help -------------------------------------------------------
+
+def _gso_packet(nseg: int, mss: int, flags: int = ACK | PSH, last_len: int | None = None):
+    payload = bytes(range(256)) * ((nseg * mss) // 256 + 1)
+    payload = payload[: (nseg - 1) * mss + (mss if last_len is None else last_len)]
+    opts = b"\x01\x01\x08\x0a" + struct.pack("!II", 7, 9)
+    seg = tcp_build(A, B, 1000, 80, 0xFFFFFF00, 5, flags, 500, opts, payload, csum=False)
+    return offload_packet(ip_build(A, B, 6, seg, 64, 0, 0xFFFE), mss, nseg, CHECKSUM_PARTIAL), payload
+
+
+def test_skb_gso_segment_cuts_into_valid_wire_segments():
+    pkt, payload = _gso_packet(5, 1000, ACK | PSH | FIN | CWR, last_len=321)
+    segs = skb_gso_segment(pkt)
+    assert len(segs) == 5 and all(type(s) is bytes for s in segs)
+    body = b""
+    for i, s in enumerate(segs):
+        reason, iph = ip_parse(s)
+        assert reason == 0 and iph.tot_len == len(s) and iph.id == (0xFFFE + i) & 0xFFFF
+        seq, ack, flags, n = tcp_fields(s)
+        assert seq == (0xFFFFFF00 + 1000 * i) & 0xFFFFFFFF and ack == 5
+        assert n == (1000 if i < 4 else 321)
+        assert bool(flags & (PSH | FIN)) == (i == 4)       # PSH and FIN only on the last
+        assert bool(flags & CWR) == (i == 0)               # CWR only on the first
+        assert csum_partial(s[20:], pseudo_sum(A, B, 6, len(s) - 20)) == 0xFFFF
+        body += s[52:]
+    assert body == payload
+
+
+def test_skb_checksum_help_keeps_one_gso_packet_with_a_real_checksum():
+    pkt, _ = _gso_packet(3, 1200)
+    done = skb_checksum_help(pkt)
+    assert type(done) is OffloadPacket and done.gso_size == 1200 and done.gso_segs == 3
+    assert done.ip_summed != CHECKSUM_PARTIAL
+    assert csum_partial(done[20:], pseudo_sum(A, B, 6, len(done) - 20)) == 0xFFFF
+
+
+def test_pipe_carries_gso_packet_whole_as_its_segments_back_to_back():
+    loop = VirtualTimeLoop()
+    got = []
+    p = Pipe(loop, lambda d: got.append((loop.now_us(), d)), delay=0.001, rate_bps=8e6)
+    pkt, _ = _gso_packet(4, 1000)
+    assert p.send(pkt)
+    loop.run_until_idle()
+    # 4 wire segments of 1052 bytes at 1 byte/us, then 1 ms of propagation
+    assert got == [(4 * 1052 + 1000, pkt)]
+    assert (p.sent, p.bytes, p.delivered, p.bytes_delivered) == (4, 4208, 4, 4208)
+
+
+def test_pipe_queue_limit_counts_segments_and_drops_tail_segments():
+    loop = VirtualTimeLoop()
+    got = []
+    p = Pipe(loop, got.append, rate_bps=8e6, queue_limit=3)
+    pkt, payload = _gso_packet(5, 1000)
+    assert p.send(pkt)
+    loop.run_until_idle()
+    assert len(got) == 3 and p.dropped_queue == 2            # cut, and the last two dropped
+    assert [tcp_fields(s)[0] - 0xFFFFFF00 & 0xFFFFFFFF for s in got] == [0, 1000, 2000]
+
+
+# ---- TCP over an offload link -------------------------------------------------------------
+
+def test_bulk_over_offload_link_is_byte_exact_and_sends_bursts():
+    r = transfer(3_000_000, offload=True, trace=True)
+    assert r["got"] == r["payload"]
+    out = [e for e in r["events"] if e[0] == "a" and e[1] == "out" and tcp_fields(e[3])[3]]
+    assert sum(e[4] for e in out) == r["csk"].data_segs_out
+    multi = [e for e in out if e[4] > 1]
+    assert len(multi) > 0.8 * len(out)              # nearly every data packet is a burst
+    assert max(len(e[3]) for e in out) <= 65535
+    assert max(e[4] for e in out) > 20              # up to ~64 KB at a 1 ms RTT
+
+
+def test_gso_sizes_follow_tcp_tso_autosize():
+    w = World(seed=5)
+    a = w.host("a", "10.0.0.1")
+    b = w.host("b", "10.0.0.2")
+    w.link(a, b, delay=0.0005, offload=True)
+    ls = b.socket()
+    ls.bind(("0.0.0.0", 5001))
+    ls.listen(8)
+
+    async def sink():
+        conn, _ = await ls.aaccept()
+        while await conn.arecv(1 << 20):
+            pass
+
+    b.spawn(sink())
+    cs = a.socket()
+    cs.connect(("10.0.0.2", 5001))
+    sk = cs.sk
+    seen = []
+
+    def on_packet(net, dev, data, d, now):
+        if d == "out" and type(data) is OffloadPacket and data.gso_size:
+            mss = data.gso_size
+            seen.append((data.gso_segs, tcp_tso_segs(sk, mss), len(data) - 52, mss))
+
+    a.trace.packet.attach(on_packet)
+    cs.sendall(b"z" * 2_000_000)
+    cs.close()
+    w.run_for(5)
+    assert len(seen) > 20
+    for segs, autosize, nbytes, mss in seen:
+        assert 2 <= segs <= autosize                          # tcp_tso_segs caps the burst
+        assert nbytes <= SK_GSO_MAX_SIZE and nbytes <= segs * mss
+    # once cwnd is open the bursts reach the autosize goal (1 ms of pacing rate + the small
+    # min_rtt bonus: the 64 KB cap here); before, half the cwnd (tcp_cwnd_test) bounds them
+    full = [s for s in seen if s[0] == s[1]]
+    assert len(full) > 10 and max(s[1] for s in full) == SK_GSO_MAX_SIZE // 1448
+
+
+def test_receiver_acks_once_per_gro_skb():
+    r = transfer(2_000_000, offload=True, trace=True)
+    ev = r["events"]
+    ins = [e for e in ev if e[0] == "b" and e[1] == "in" and tcp_fields(e[3])[3]]
+    acks = [e for e in ev if e[0] == "b" and e[1] == "out" and not tcp_fields(e[3])[3]]
+    multi = [e for e in ins if e[4] > 1]
+    assert len(multi) > 20
+    by_time = {}
+    for e in acks:
+        by_time.setdefault(e[2], []).append(tcp_fields(e[3])[1])
+    for e in multi:
+        seq, _, flags, n = tcp_fields(e[3])
+        # the ACK goes out at once (more than one full segment unacked) and covers the skb
+        assert (seq + n + (flags & FIN)) & 0xFFFFFFFF in by_time.get(e[2], []), e[2]
+    # one ACK per GRO skb, not one per two segments: far fewer ACKs than data segments
+    assert len(acks) <= len(ins) + 5
+    assert len(acks) < r["ssk"].data_segs_in / 10
+
+
+def test_segment_counters_match_a_run_without_offload():
+    on = transfer(1_500_000, offload=True)
+    off = transfer(1_500_000, offload=False)
+    assert on["got"] == on["payload"] and off["got"] == off["payload"]
+    assert on["csk"].data_segs_out == off["csk"].data_segs_out
+    assert on["ssk"].data_segs_in == on["csk"].data_segs_out
+    assert on["ssk"].data_segs_in == off["ssk"].data_segs_in
+    ma, mb = on["a"].mib, on["b"].mib
+    # TcpOutSegs counts pcount per TSO packet; IP sends far fewer datagrams
+    assert ma["TcpExtTCPOrigDataSent"] == on["csk"].data_segs_out
+    assert ma["TcpOutSegs"] >= on["csk"].data_segs_out
+    assert ma["IpOutRequests"] < ma["TcpOutSegs"] / 10
+    assert on["ssk"].segs_in >= on["ssk"].data_segs_in
+    assert mb["TcpInSegs"] < on["ssk"].segs_in / 10       # Linux counts a GRO skb once
+    lk = on["link"]
+    assert lk.ab.delivered == lk.ab.sent >= on["csk"].data_segs_out   # wire segments
+
+
+def test_offload_link_with_loss_segments_in_software_and_stays_byte_exact():
+    on = transfer(1_000_000, offload=True, trace=True, loss=0.02)
+    assert on["got"] == on["payload"]
+    assert on["link"].ab.dropped_loss > 5 and on["csk"].total_retrans > 0
+    # the wire past the sender's device holds only MSS segments, as without offload
+    assert all(type(e[3]) is bytes for e in on["events"] if e[0] == "b" and e[1] == "in")
+    off = transfer(1_000_000, offload=False, trace=True, loss=0.02)
+    # software GSO gives the very segments the no-offload stack sends, so the runs agree
+    rx_on = [e[2:4] for e in on["events"] if e[0] == "b" and e[1] == "in"]
+    rx_off = [e[2:4] for e in off["events"] if e[0] == "b" and e[1] == "in"]
+    assert rx_on == rx_off
+
+
+def test_offload_link_with_corruption_still_detects_bad_checksums():
+    r = transfer(400_000, offload=True, corrupt=0.02)
+    assert r["got"] == r["payload"]
+    assert r["b"].mib["TcpInCsumErrors"] > 0
+
+
+def test_default_link_sends_mss_segments_with_real_checksums():
+    r = transfer(300_000, offload=False, trace=True)
+    for e in r["events"]:
+        assert type(e[3]) is bytes
+        assert csum_partial(e[3][20:], pseudo_sum(*struct.unpack_from("!II", e[3], 12), 6,
+                                                  len(e[3]) - 20)) == 0xFFFF
+        assert tcp_fields(e[3])[3] <= 1448
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None,
+                    reason="tshark not installed (CI installs it: apt-get install tshark)")
+def test_tshark_reads_offload_capture_with_good_checksums(tmp_path):
+    path = tmp_path / "gso.pcap"
+    pcap = PcapWriter(str(path))
+    r = transfer(300_000, offload=True, pcap=pcap)
+    pcap.close()
+    assert r["got"] == r["payload"]
+    res = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-o", "tcp.check_checksum:TRUE",
+         "-o", "ip.check_checksum:TRUE", "-T", "fields", "-e", "frame.number",
+         "-e", "_ws.malformed", "-e", "ip.checksum.status", "-e", "tcp.checksum.status",
+         "-e", "ip.len"],
+        capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split("\t") for line in res.stdout.splitlines()]
+    assert len(rows) > 10
+    for num, malformed, ip_ck, tcp_ck, _len in rows:
+        assert not malformed, f"frame {num} malformed"
+        assert ip_ck == "1" and tcp_ck == "1", f"frame {num}: {ip_ck} {tcp_ck}"
+    assert max(int(row[4]) for row in rows) > 10 * 1500        # GSO packets, as on lo

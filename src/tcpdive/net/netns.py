@@ -462,12 +462,16 @@ class Netns:
         return out, iph
 
     def _nf_run(self, hooks: list[NfHook], data: bytes, dev: NetDevice) -> bytes | None:
+        gso = data if type(data) is OffloadPacket and data.gso_size else None
         for hook in hooks:
             out = hook(self, data, dev.name)
             if out is None:
                 self.drop(data, "NETFILTER_DROP")
                 return None
             data = out
+        if gso is not None and type(data) is not OffloadPacket:
+            # a hook rewrote a GSO packet (NAT): still one, its checksums now the hook's
+            data = offload_packet(bytes(data), gso.gso_size, gso.gso_segs, 0)
         return data
 
     def nf_register_hook(self, hooknum: int, fn: NfHook) -> None:

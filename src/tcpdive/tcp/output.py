@@ -289,17 +289,6 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     return 0
 
 
-def tcp_gso_stamp(sk: TcpSock, skb: SKB, first: bool) -> None:
-    """What ``__tcp_transmit_skb`` does per MSS skb of a TSO packet before it leaves: the send
-    time, and for the packet's first skb ``tcp_event_data_sent``."""
-    now = sk.net.clock.now_us()
-    if first:
-        tcp_event_data_sent(sk, now)
-    skb.tstamp = now
-    sk.tx_count += 1
-    skb.tx_seq = sk.tx_count
-
-
 def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool) -> int:
     """Send consecutive MSS skbs as one TSO packet (``__tcp_transmit_skb`` of a pcount > 1 skb).
 
@@ -383,7 +372,11 @@ def tcp_event_new_data_sent(sk: TcpSock, skb: SKB) -> None:
     """Move a sent skb to the retransmit queue and arm the RTO (``tcp_event_new_data_sent``)."""
     prior_packets = sk.packets_out
     sk.write_queue.popleft()
-    tcp_rtx_queue_tail_add(sk, skb)
+    q = sk.rtx_queue                             # tcp_rtx_queue_tail_add
+    if not q:
+        q = sk.rtx_queue = deque()
+    q.append(skb)
+    tcp_tsorted_add(sk, skb)
     sk.snd_nxt = skb.end_seq
     sk.packets_out += 1
     skb.first_tx = skb.tstamp
@@ -613,21 +606,27 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
     gso: list[SKB] | None = [] if sk.net.dev_features and (
         sk.net.route_caps(sk.daddr) & NETIF_F_TSO) else None
     gso_bytes = 0
+    now = sk.net.clock.now_us()
+    cwnd_quota = 0
+    wnd_end = sk.snd_una + sk.snd_wnd            # tcp_wnd_end: no ACK is taken in this loop
     while q:
         skb = q[0]
-        cwnd_quota = tcp_cwnd_test(sk)
-        if not cwnd_quota:
-            if push_one != 2:
-                is_cwnd_limited = True
-                break
-            cwnd_quota = 1
-        if skb.end_seq - (1 if skb.flags & FIN else 0) > tcp_wnd_end(sk) and skb.data:
+        # inside a burst cwnd has room: the burst was cut to the quota and only packets_out moved
+        if not burst:
+            cwnd_quota = tcp_cwnd_test(sk)
+            if not cwnd_quota:
+                if push_one != 2:
+                    is_cwnd_limited = True
+                    break
+                cwnd_quota = 1
+        if skb.end_seq - (1 if skb.flags & FIN else 0) > wnd_end and skb.data:
             # does not fit the receive window (tcp_snd_wnd_test): send what fits, if worth it
-            fits = tcp_wnd_end(sk) - skb.seq
+            fits = wnd_end - skb.seq
             if fits <= 0 or (fits < mss_now and fits < len(skb.data) and sk.packets_out):
                 break
             tcp_fragment(sk, skb, fits)
-        if not tcp_nagle_test(sk, skb, mss_now, nonagle if q[-1] is skb else TCP_NAGLE_PUSH):
+        # Nagle only holds back the tail (tcp_nagle_test passes TCP_NAGLE_PUSH otherwise)
+        if q[-1] is skb and not tcp_nagle_test(sk, skb, mss_now, nonagle):
             break
         if len(skb.data) > mss_now:
             tcp_fragment(sk, skb, mss_now)
@@ -642,13 +641,19 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
                 tcp_transmit_gso(sk, gso, mss_now, False)
                 gso = []
                 gso_bytes = 0
-            tcp_gso_stamp(sk, skb, not gso)
+            # what __tcp_transmit_skb does per skb before the TSO packet leaves
+            if not gso:
+                tcp_event_data_sent(sk, now)
+            skb.tstamp = now
+            sk.tx_count += 1
+            skb.tx_seq = sk.tx_count
             gso.append(skb)
             gso_bytes += n
         elif tcp_transmit_skb(sk, skb, gso_last=multi and not burst):
             break
         tcp_event_new_data_sent(sk, skb)
-        tcp_minshall_update(sk, mss_now, skb)
+        if len(skb.data) < mss_now:              # tcp_minshall_update
+            sk.snd_sml = skb.end_seq
         sent += 1
         if gso and (not burst or len(skb.data) != mss_now or skb.flags & (PSH | FIN)):
             # the TSO packet ends with the burst, or before a segment GSO would cut elsewhere

@@ -326,3 +326,15 @@ def test_offload_links_through_a_nat_router_stay_byte_exact():
     # the router forwards segments, but the server's offload device gets them as sent
     sa = int.from_bytes(bytes([198, 51, 100, 1]), "big")
     assert all(int.from_bytes(p[12:16], "big") == sa for p in seen)
+
+
+@pytest.mark.parametrize("link", [
+    {"rate_bps": 50e6, "queue_limit": 60},             # GSO packets whole, drop-tail per segment
+    {"rate_bps": 20e6, "queue_limit_bytes": 40_000},
+    {"reorder": 0.05, "reorder_delay": 0.002},
+    {"duplicate": 0.03},
+    {"jitter": 0.0003},
+], ids=["rate-queue", "rate-bytes", "reorder", "duplicate", "jitter"])
+def test_offload_link_impairments_stay_byte_exact(link):
+    r = transfer(800_000, offload=True, **link)
+    assert r["got"] == r["payload"]

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from tcpdive.net.netns import NETIF_F_GRO, NETIF_F_OFFLOAD
 from tcpdive.packet.checksum import csum_partial, pseudo_sum
 from tcpdive.packet.gso import (
     CHECKSUM_PARTIAL,
@@ -42,12 +43,17 @@ def tcp_fields(data: bytes):
 
 
 def transfer(nbytes: int, *, offload: bool, seed: int = 3, trace: bool = False, pcap=None,
-             **link):
+             b_features: int | None = None, **link):
     """Send ``nbytes`` of random data a -> b; returns what b read and a record of the run."""
     w = World(seed=seed)
     a = w.host("a", "10.0.0.1")
     b = w.host("b", "10.0.0.2")
     lk = w.link(a, b, delay=0.0005, offload=offload, **link)
+    if b_features is not None:
+        b.devices["eth0"].set_features(b_features)
+    wire: list[bytes] = []
+    deliver = lk.ab.deliver
+    lk.ab.deliver = lambda p: (wire.append(p), deliver(p))
     events: list[tuple[str, str, int, bytes, int]] = []
     if trace:
         for h in (a, b):
@@ -56,7 +62,7 @@ def transfer(nbytes: int, *, offload: bool, seed: int = 3, trace: bool = False, 
                     (h.name, d, now, data, data.gso_segs if type(data) is OffloadPacket
                      and data.gso_size else 1)))
     if pcap is not None:
-        pcap.attach([a, b], direction="out")
+        pcap.attach([a, b], direction="both" if link.get("loss") else "out")
     ls = b.socket()
     ls.bind(("0.0.0.0", 5001))
     ls.listen(8)
@@ -82,7 +88,7 @@ def transfer(nbytes: int, *, offload: bool, seed: int = 3, trace: bool = False, 
     cs.close()
     w.run_for(10)
     return {"payload": payload, "got": bytes(got), "a": a, "b": b, "csk": csk,
-            "ssk": server["sk"], "events": events, "link": lk}
+            "ssk": server["sk"], "events": events, "link": lk, "wire": wire}
 
 
 # ---- software GSO and checksum help -------------------------------------------------------
@@ -237,8 +243,22 @@ def test_offload_link_with_loss_segments_in_software_and_stays_byte_exact():
     on = transfer(1_000_000, offload=True, trace=True, loss=0.02)
     assert on["got"] == on["payload"]
     assert on["link"].ab.dropped_loss > 5 and on["csk"].total_retrans > 0
-    # the wire past the sender's device holds only MSS segments, as without offload
-    assert all(type(e[3]) is bytes for e in on["events"] if e[0] == "b" and e[1] == "in")
+    # the link carried only MSS wire segments with real checksums ...
+    assert len(on["wire"]) > on["csk"].data_segs_out * 0.9
+    for p in on["wire"]:
+        assert type(p) is bytes and tcp_fields(p)[3] <= 1448
+        assert csum_partial(p[20:], pseudo_sum(A, B, 6, len(p) - 20)) == 0xFFFF
+    # ... and GRO merged the in-order runs between the holes again
+    ins = [e for e in on["events"] if e[0] == "b" and e[1] == "in" and tcp_fields(e[3])[3]]
+    assert sum(e[4] for e in ins) == len([p for p in on["wire"] if tcp_fields(p)[3]])
+    assert sum(1 for e in ins if e[4] > 1) > 10
+
+
+def test_software_gso_gives_the_segments_of_a_stack_without_offload():
+    # the receiver without GRO: what reaches it is exactly what the no-offload stack sends
+    on = transfer(1_000_000, offload=True, trace=True, loss=0.02,
+                  b_features=NETIF_F_OFFLOAD & ~NETIF_F_GRO)
+    assert on["got"] == on["payload"]
     off = transfer(1_000_000, offload=False, trace=True, loss=0.02)
     # software GSO gives the very segments the no-offload stack sends, so the runs agree
     rx_on = [e[2:4] for e in on["events"] if e[0] == "b" and e[1] == "in"]
@@ -263,10 +283,12 @@ def test_default_link_sends_mss_segments_with_real_checksums():
 
 @pytest.mark.skipif(shutil.which("tshark") is None,
                     reason="tshark not installed (CI installs it: apt-get install tshark)")
-def test_tshark_reads_offload_capture_with_good_checksums(tmp_path):
+@pytest.mark.parametrize("loss", [0.0, 0.02])
+def test_tshark_reads_offload_capture_with_good_checksums(tmp_path, loss):
     path = tmp_path / "gso.pcap"
     pcap = PcapWriter(str(path))
-    r = transfer(300_000, offload=True, pcap=pcap)
+    # without loss the sender's GSO packets, with loss also the receiver's GRO ones
+    r = transfer(300_000, offload=True, pcap=pcap, loss=loss)
     pcap.close()
     assert r["got"] == r["payload"]
     res = subprocess.run(
@@ -338,3 +360,13 @@ def test_offload_links_through_a_nat_router_stay_byte_exact():
 def test_offload_link_impairments_stay_byte_exact(link):
     r = transfer(800_000, offload=True, **link)
     assert r["got"] == r["payload"]
+
+
+def test_gro_merges_plain_segments_arriving_together():
+    # a sender without TSO, a receiver with GRO: bursts arrive in one instant and go up merged
+    r = transfer(1_000_000, offload=False, trace=True, b_features=NETIF_F_GRO)
+    assert r["got"] == r["payload"]
+    ins = [e for e in r["events"] if e[0] == "b" and e[1] == "in" and tcp_fields(e[3])[3]]
+    assert sum(e[4] for e in ins) == r["csk"].data_segs_out == r["ssk"].data_segs_in
+    assert sum(1 for e in ins if e[4] > 1) > len(ins) // 2
+    assert r["b"].mib["TcpInSegs"] < r["ssk"].segs_in / 4

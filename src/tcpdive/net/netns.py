@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import random
+import struct
 from collections import deque
 from collections.abc import Callable
 
 from ..ktime import Clock, KTimer
+from ..packet.checksum import csum_partial, pseudo_sum
 from ..packet.gso import (
     CHECKSUM_PARTIAL,
+    CHECKSUM_UNNECESSARY,
     OffloadPacket,
     offload_packet,
     skb_checksum_help,
@@ -52,6 +55,13 @@ NETIF_F_RXCSUM = 0x2         # rx-checksumming: the device vouches for received 
 NETIF_F_TSO = 0x4            # tcp-segmentation-offload: GSO packets handed to the device
 NETIF_F_GRO = 0x8            # generic-receive-offload: GSO packets accepted up the stack
 NETIF_F_OFFLOAD = NETIF_F_HW_CSUM | NETIF_F_RXCSUM | NETIF_F_TSO | NETIF_F_GRO  # lo / veth
+
+MAX_GRO_SKBS = 8              # flows GRO holds per device (napi->gro_hash buckets)
+_GRO_MAX_SIZE = 65535 - 20 - 60
+_GRO_NOMERGE = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x80   # FIN, SYN, RST, PSH, URG, CWR
+_IPH = struct.Struct("!BBHHHBBHII")
+_H = struct.Struct("!H")
+_I = struct.Struct("!I")
 
 # A hook sees (net, data, dev_name) and returns the datagram to go on with (maybe rewritten) or None
 NfHook = Callable[["Netns", bytes, str], "bytes | None"]
@@ -131,6 +141,9 @@ class Netns:
         self.ip_id = self.rng.getrandbits(16)
         self._backlog: deque[tuple[NetDevice, bytes]] = deque()
         self._softirq = KTimer(clock, self._net_rx_action)
+        # GRO's held flows: [dev, key, sig, next_seq, mss, segments, payload bytes]
+        self._gro: list[list] | None = None
+        self._gro_timer: KTimer | None = None
         lo = NetDevice("lo", mtu=65536, xmit=self._loopback_xmit)
         self.add_device(lo)
         self.add_addr("lo", "127.0.0.1", 8)
@@ -246,10 +259,101 @@ class Netns:
     # ---- receive ---------------------------------------------------------------------------
 
     def netif_receive(self, dev: NetDevice, data: bytes) -> None:
-        """Driver entry point: one IPv4 datagram arrived on ``dev`` (``netif_receive_skb``).
+        """Driver entry point: one IPv4 datagram arrived on ``dev`` (``napi_gro_receive`` /
+        ``netif_receive_skb``).
 
-        A GSO packet (``OffloadPacket``) goes up whole when ``dev`` does GRO, else cut first.
+        A GSO packet (``OffloadPacket``) goes up whole when ``dev`` does GRO, else cut first; on
+        a GRO device in-order TCP segments of one flow arriving in the same instant are merged.
         """
+        if dev.features & NETIF_F_GRO and type(data) is bytes and self.napi_gro_receive(dev, data):
+            return
+        self.netif_receive_skb(dev, data)
+
+    def napi_gro_receive(self, dev: NetDevice, data: bytes) -> bool:
+        """Hold or merge a TCP segment (``inet_gro_receive`` + ``tcp_gro_receive``); True if
+        held. Merged: same flow, next in sequence, same ACK, window and options, checksums
+        good, no flags but ACK (PSH or a short segment merges and ends it). Flushed when the
+        instant ends (the NAPI poll), so nothing waits in virtual time."""
+        n = len(data)
+        if n <= 52 or data[0] != 0x45 or data[9] != 6:
+            return False
+        vihl, tos, tot, _id, frag, _ttl, _p, _c, saddr, daddr = _IPH.unpack_from(data)
+        if tot != n or frag & (IP_MF | IP_OFFSET):
+            return False
+        key = data[12:24]                            # addresses and ports
+        held = self._gro
+        flow = None
+        if held:
+            for f in held:
+                if f[1] == key and f[0] is dev:
+                    flow = f
+                    break
+        doff = (data[32] >> 4) * 4
+        plen = n - 20 - doff
+        flags = data[33]
+        if (plen <= 0 or flags & (0x02 | 0x04 | 0x20) or doff < 20
+                or csum_partial(data[:20]) != 0xFFFF
+                or csum_partial(memoryview(data)[20:], pseudo_sum(saddr, daddr, 6, n - 20)) != 0xFFFF):
+            if flow is not None:                     # nothing overtakes the held segments
+                self._gro_flush_flow(flow)
+            return False
+        seq = _I.unpack_from(data, 24)[0]
+        # flags but CWR/PSH/FIN, ack, window, options must match (tcp_gro_receive's flush test)
+        sig = bytes((flags & 0x76,)) + data[28:32] + data[34:36] + data[40:20 + doff]
+        if flow is not None:
+            segs = flow[5]
+            if (seq == flow[3] and sig == flow[2] and plen <= flow[4] and not flags & 0x80
+                    and len(segs[-1]) - 20 - doff == flow[4]
+                    and flow[6] + plen <= _GRO_MAX_SIZE):
+                segs.append(data)
+                flow[3] = (seq + plen) & 0xFFFFFFFF
+                flow[6] += plen
+                if flags & _GRO_NOMERGE or plen < flow[4]:
+                    self._gro_flush_flow(flow)
+                return True
+            self._gro_flush_flow(flow)
+        if flags & _GRO_NOMERGE:
+            return False
+        if held is None:
+            held = self._gro = []
+        elif len(held) >= MAX_GRO_SKBS:
+            self._gro_flush_flow(held[0])
+        held.append([dev, key, sig, (seq + plen) & 0xFFFFFFFF, plen, [data], plen])
+        t = self._gro_timer
+        if t is None:
+            t = self._gro_timer = KTimer(self.clock, self._napi_gro_flush)
+        if not t.pending:
+            t.mod(self.clock.now_us())
+        return True
+
+    def _napi_gro_flush(self, _arg: object = None) -> None:
+        """End of the poll: every held flow goes up (``napi_gro_flush``)."""
+        held = self._gro
+        while held:
+            self._gro_flush_flow(held[0])
+
+    def _gro_flush_flow(self, flow: list) -> None:
+        """One held flow goes up as one skb (``napi_gro_complete``): one segment as it came,
+        several as a GSO packet (gso_size = the first's payload). Checksums were verified;
+        the merged one is left to fill (CHECKSUM_PARTIAL) in case a capture reads it."""
+        self._gro.remove(flow)
+        dev, segs = flow[0], flow[5]
+        first = segs[0]
+        if len(segs) == 1:
+            self.netif_receive_skb(dev, offload_packet(first, 0, 1, CHECKSUM_UNNECESSARY))
+            return
+        doff = (first[32] >> 4) * 4
+        hl = 20 + doff
+        last_flags = segs[-1][33] & 0x09             # PSH, FIN of the last
+        tot = hl + flow[6]
+        iph = first[:2] + _H.pack(tot) + first[4:10] + b"\0\0" + first[12:20]
+        iph = iph[:10] + _H.pack(~csum_partial(iph) & 0xFFFF) + iph[12:]
+        th = first[20:33] + bytes((first[33] | last_flags,)) + first[34:36] + b"\0\0" + first[38:hl]
+        data = b"".join([iph, th] + [s[hl:] for s in segs])
+        self.netif_receive_skb(dev, offload_packet(data, flow[4], len(segs), CHECKSUM_PARTIAL))
+
+    def netif_receive_skb(self, dev: NetDevice, data: bytes) -> None:
+        """One datagram (maybe a GSO/GRO skb) goes up from ``dev`` (``netif_receive_skb``)."""
         if type(data) is OffloadPacket:
             feats = dev.features
             if data.gso_size and not feats & NETIF_F_GRO:

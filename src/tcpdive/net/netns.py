@@ -275,23 +275,26 @@ class Netns:
         good, no flags but ACK (PSH or a short segment merges and ends it). Flushed when the
         instant ends (the NAPI poll), so nothing waits in virtual time."""
         n = len(data)
-        if n <= 52 or data[0] != 0x45 or data[9] != 6:
+        held = self._gro
+        if n < 40 or data[9] != 6:
             return False
-        vihl, tos, tot, _id, frag, _ttl, _p, _c, saddr, daddr = _IPH.unpack_from(data)
-        if tot != n or frag & (IP_MF | IP_OFFSET):
+        if data[0] != 0x45:                          # IP options: not merged, nothing overtaken
+            while held:
+                self._gro_flush_flow(held[0])
             return False
         key = data[12:24]                            # addresses and ports
-        held = self._gro
         flow = None
         if held:
             for f in held:
                 if f[1] == key and f[0] is dev:
                     flow = f
                     break
+        vihl, tos, tot, _id, frag, _ttl, _p, _c, saddr, daddr = _IPH.unpack_from(data)
         doff = (data[32] >> 4) * 4
         plen = n - 20 - doff
         flags = data[33]
-        if (plen <= 0 or flags & (0x02 | 0x04 | 0x20) or doff < 20
+        if (plen <= 0 or tot != n or frag & (IP_MF | IP_OFFSET) or flags & (0x02 | 0x04 | 0x20)
+                or doff < 20
                 or csum_partial(data[:20]) != 0xFFFF
                 or csum_partial(memoryview(data)[20:], pseudo_sum(saddr, daddr, 6, n - 20)) != 0xFFFF):
             if flow is not None:                     # nothing overtakes the held segments

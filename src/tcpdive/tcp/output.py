@@ -607,18 +607,20 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         sk.net.route_caps(sk.daddr) & NETIF_F_TSO) else None
     gso_bytes = 0
     now = sk.net.clock.now_us()
-    cwnd_quota = 0
+    cwnd_quota = quota_left = 0
     wnd_end = sk.snd_una + sk.snd_wnd            # tcp_wnd_end: no ACK is taken in this loop
     while q:
         skb = q[0]
-        # inside a burst cwnd has room: the burst was cut to the quota and only packets_out moved
-        if not burst:
-            cwnd_quota = tcp_cwnd_test(sk)
+        # only packets_out moves in this loop: while fewer skbs than the last quota went out
+        # since tcp_cwnd_test, cwnd still has room and the test need not run again
+        if not burst or quota_left <= 0:
+            cwnd_quota = quota_left = tcp_cwnd_test(sk)
             if not cwnd_quota:
                 if push_one != 2:
                     is_cwnd_limited = True
                     break
                 cwnd_quota = 1
+        quota_left -= 1
         if skb.end_seq - (1 if skb.flags & FIN else 0) > wnd_end and skb.data:
             # does not fit the receive window (tcp_snd_wnd_test): send what fits, if worth it
             fits = wnd_end - skb.seq

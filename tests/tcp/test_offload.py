@@ -370,3 +370,40 @@ def test_gro_merges_plain_segments_arriving_together():
     assert sum(e[4] for e in ins) == r["csk"].data_segs_out == r["ssk"].data_segs_in
     assert sum(1 for e in ins if e[4] > 1) > len(ins) // 2
     assert r["b"].mib["TcpInSegs"] < r["ssk"].segs_in / 4
+
+
+def test_gro_merges_in_order_holds_until_the_instant_ends_and_keeps_order():
+    from tcpdive.ktime import ManualClock
+    from tcpdive.net.netns import NetDevice, Netns
+
+    clock = ManualClock(1_000_000)
+    net = Netns(clock, "b")
+    dev = net.add_device(NetDevice("eth0", xmit=lambda d, nh: None))
+    dev.set_features(NETIF_F_OFFLOAD)
+    net.add_addr("eth0", "10.0.0.2", 24)
+    seen = []
+    net.trace.packet.attach(lambda n, d, data, direction, now: seen.append(data)
+                            if direction == "in" else None)
+    opts = b"\x01\x01\x08\x0a" + struct.pack("!II", 7, 9)
+
+    def seg(seq, n, flags=ACK, body=b"d"):
+        return ip_build(A, B, 6, tcp_build(A, B, 1000, 80, seq, 1, flags, 100, opts, body * n))
+
+    for p in (seg(0, 1000), seg(1000, 1000)):
+        net.netif_receive(dev, p)
+    assert seen == []                                  # held until the poll ends
+    ack = seg(2000, 0)
+    net.netif_receive(dev, ack)                        # same flow: flushes the held run first
+    bad = bytearray(seg(2000, 1000))
+    bad[-1] ^= 1
+    for p in (seg(2000, 1000), seg(3000, 1000), bytes(bad), seg(4000, 1000),
+              seg(5000, 500, ACK | PSH)):
+        net.netif_receive(dev, p)
+    clock.run_until(clock.now_us())                    # the instant ends: napi_gro_flush
+    kinds = [(tcp_fields(p)[0], tcp_fields(p)[3], p.gso_segs if type(p) is OffloadPacket else 1)
+             for p in seen]
+    assert kinds == [(0, 2000, 2), (2000, 0, 1), (2000, 2000, 2), (2000, 1000, 1),
+                     (4000, 1500, 2)]
+    assert tcp_fields(seen[-1])[2] & PSH                # PSH of the last merged segment kept
+    for p in seen:                                     # a capture gets real checksums
+        assert csum_partial(p[20:], pseudo_sum(A, B, 6, len(p) - 20)) == 0xFFFF or p is seen[3]

@@ -42,6 +42,7 @@ class OffloadPacket(bytes):
 
 
 def offload_packet(data: bytes, gso_size: int, gso_segs: int, ip_summed: int) -> OffloadPacket:
+    """``data`` as an ``OffloadPacket`` with these ``skb_shinfo``/``ip_summed`` values."""
     p = OffloadPacket(data)
     if gso_size:
         p.gso_size = gso_size

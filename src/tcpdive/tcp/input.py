@@ -779,7 +779,7 @@ def tcp_sacktag_write_queue(sk: TcpSock, ack: int, prior_snd_una: int, st: SackS
 
 
 def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
-                        st: SackState) -> tuple[int, int, int]:
+                        st: SackState) -> tuple[int, int, int, int, int]:
     """Free acked segments; RTT sample by Karn's rule, else from SACKs (``tcp_clean_rtx_queue``).
 
     Returns (flag, packets acked, seq_rtt, sack_rtt, ca_rtt), the samples in us or -1.

@@ -71,12 +71,9 @@ def tcp_rtt_tsopt_us(sk: TcpSock, min_delta: int) -> int:
 
 def tcp_ack_update_rtt(sk: TcpSock, seq_rtt_us: int, sack_rtt_us: int = -1,
                        ca_rtt_us: int | None = None, acked: bool = True) -> int:
-    """One RTT sample per ACK (``tcp_ack_update_rtt``): the ACK timing of never-retransmitted
-    data (Karn), else of newly SACKed data, else, if the ACK acks new data, now - TSecr (the
-    RFC 7323 RTTM rule; for data that was retransmitted this is what Linux falls back to).
-    A valid sample recomputes the RTO and clears the backoff (RFC 6298 5.7). Returns the
-    congestion-control sample (``rs->rtt_us``), -1 if none. ``min_rtt_us`` is a plain minimum,
-    not Linux's 300 s windowed filter."""
+    """One sample per ACK (``tcp_ack_update_rtt``): ACK timing (Karn), else SACK, else now - TSecr
+    if new data is acked (RFC 7323 RTTM); resets the backoff (RFC 6298 5.7). Returns the CC
+    sample (``rs->rtt_us``) or -1. Knowingly differs: min_rtt is a plain, not windowed, minimum."""
     if ca_rtt_us is None:
         ca_rtt_us = seq_rtt_us
     if seq_rtt_us < 0:

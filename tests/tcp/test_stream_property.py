@@ -93,9 +93,11 @@ def test_stream_integrity(sack, seed, a_len, b_len, loss, reorder, duplicate, co
              duplicate=duplicate, corrupt=corrupt, client_first=client_first, sack=sack)
 
 
-# Seed 2 without SACK fails the way Linux 6.18 itself can (verified: tests/tcp/test_rtt.py pins
-# each step; Linux 6.18 with cubic over the same impaired Pipe, src/tcpdive/real KernelRelay,
-# climbs to srtt 2-14 s and RTO up to TCP_RTO_MAX in several runs of this very workload).
+# Seed 2 without SACK fails the way Linux 6.18 itself does (tests/tcp/test_rtt.py pins each
+# step). Checked against the real kernel running this workload (cubic, no SACK, server closes
+# first) over the same impaired Pipe (src/tcpdive/real KernelRelay): srtt 1-14 s on a 10 ms
+# path, RTO up to TCP_RTO_MAX; in 2 of 8 runs the client's orphan died in LAST-ACK and the
+# server stayed in FIN-WAIT-2 (reading, no EOF) until the run was stopped.
 LINUX_RTO_CLIMB = pytest.mark.xfail(strict=False, reason=(
     "Linux-faithful: an RTO retransmission fills the hole and its ACK is lost; the next "
     "(spurious) one lies below rcv_wup, fails tcp_sequence, and tcp_send_dupack echoes the "

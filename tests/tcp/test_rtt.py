@@ -164,3 +164,24 @@ def test_clean_rtx_queue_karn_flags(sack):
     assert (seq_rtt, sack_rtt, ca_rtt) == (-1, -1, -1)         # not 500 ms from the original
     # without SACK a cumulative ACK over a retransmission is no evidence the original arrived
     assert bool(flag & FLAG_ORIG_SACK_ACKED) == sack
+
+
+def test_synack_echoing_the_first_syn_is_an_rtt_sample():
+    # The first SYN-ACK is lost; the SYN is retransmitted at 1 s and the request socket answers
+    # again, echoing the TSval of the first SYN (req->ts_recent). The ACK acks a retransmitted
+    # SYN, so Karn leaves only the TS-ECR sample: 1 s + 10 ms. Linux 6.18 shows the same after
+    # a lost SYN-ACK (ss: rtt:1013 rto:3040): the first sample sets srtt = m, rto = 3m.
+    n = Net(delay=0.005)
+    seen = {"synack": False}
+
+    def ba(pkt: bytes) -> bool:
+        ihl = (pkt[0] & 15) * 4
+        if pkt[ihl + 13] & 0x12 == 0x12 and not seen["synack"]:
+            seen["synack"] = True
+            return False
+        return True
+    n.link.ba.filter = ba
+    cs, ss, ls = n.connect_pair()
+    sk = cs.sk
+    assert n.c.mib["TcpExtTCPSynRetrans"] == 1
+    assert sk.srtt_us >> 3 == 1_010_000 and sk.icsk_rto == 3_030_000

@@ -1862,6 +1862,10 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
     net = sk.net
     flags = skb.flags
     o = skb.opts
+    # tcp_parse_options(estab=0): the SYN-ACK's TSecr is there for tcp_ack's RTT sample
+    sk.saw_tstamp = bool(o is not None and o.saw_tstamp and net.sysctl.tcp_timestamps)
+    if sk.saw_tstamp:
+        sk.rcv_tsval, sk.rcv_tsecr = o.tsval, o.tsecr
     if flags & ACK:
         ack = skb.ack_seq
         if ack <= sk.iss or ack > sk.snd_nxt:

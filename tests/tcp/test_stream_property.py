@@ -93,15 +93,25 @@ def test_stream_integrity(sack, seed, a_len, b_len, loss, reorder, duplicate, co
              duplicate=duplicate, corrupt=corrupt, client_first=client_first, sack=sack)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "at 20% loss each way the RTO inflates to TCP_RTO_MAX: a spurious RTO retransmission of "
-    "already-received data is answered by tcp_send_dupack echoing the stale ts_recent, and "
-    "tcp_ack_update_rtt takes (now - that TSecr) as an RTT sample; then an orphan in LAST_ACK "
-    "is killed at the first RTO (tcp_orphan_retries: not alive) and the peer waits in "
-    "FIN_WAIT2 forever, or tcp_retries2 expires (ETIMEDOUT). Believed Linux-faithful, not yet "
-    "checked against the real kernel"))
-@pytest.mark.parametrize("sack", [True, False], ids=["sack", "nosack"])
-@pytest.mark.parametrize("seed", range(3))
+# Seed 0 without SACK fails the way Linux 6.18 itself does (tests/tcp/test_rtt.py pins each
+# step). Checked against the real kernel running this workload (cubic, no SACK, server closes
+# first) over the same impaired Pipe (src/tcpdive/real KernelRelay): srtt 1-14 s on a 10 ms
+# path, RTO up to TCP_RTO_MAX; in 3 of 8 runs the client's orphan died in LAST-ACK at
+# TCP_RTO_MAX and the server stayed in FIN-WAIT-2 (reading, no EOF) until the run was stopped.
+LINUX_RTO_CLIMB = pytest.mark.xfail(strict=False, reason=(
+    "Linux-faithful: an RTO retransmission fills the hole and its ACK is lost; the next "
+    "(spurious) one lies below rcv_wup, fails tcp_sequence, and tcp_send_dupack echoes the "
+    "ts_recent stored from the earlier retransmission; that ACK acks only retransmitted data, "
+    "so tcp_ack_update_rtt's TS-ECR fallback samples about one backed-off RTO. srtt climbs to "
+    "seconds and the client's RTO to TCP_RTO_MAX; its orphan in LAST_ACK is then not 'alive' "
+    "(tcp_orphan_retries: 0) and tcp_write_timeout drops it at the next RTO, without a RST, so "
+    "the server in FIN_WAIT2, still reading, waits forever"))
+
+
+@pytest.mark.parametrize("seed, sack", [
+    pytest.param(seed, sack, id=f"{seed}-{'sack' if sack else 'nosack'}",
+                 marks=[LINUX_RTO_CLIMB] if (seed, sack) == (0, False) else [])
+    for sack in (True, False) for seed in range(3)])
 def test_stream_integrity_high_loss(sack, seed):
     """20 % loss each way plus corruption: a harder fixed-seed batch."""
     transfer(seed, _stream(seed, 400_000), _stream(seed + 7, 100_000), loss=0.2, reorder=0.2,

@@ -781,14 +781,14 @@ def tcp_sacktag_write_queue(sk: TcpSock, ack: int, prior_snd_una: int, st: SackS
 
 
 def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
-                        st: SackState) -> tuple[int, int, int]:
+                        st: SackState) -> tuple[int, int, int, int, int]:
     """Free acked segments; RTT sample by Karn's rule, else from SACKs (``tcp_clean_rtx_queue``).
 
-    Returns (flag, packets acked, rtt sample in us or -1).
+    Returns (flag, packets acked, seq_rtt, sack_rtt, ca_rtt), the samples in us or -1.
     """
     flag = 0
     acked = 0
-    first_ackt = None
+    first_ackt = last_ackt = None
     reord = sk.snd_nxt
     q = sk.rtx_queue
     snd_una = sk.snd_una
@@ -808,8 +808,9 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
                 sk.retrans_out -= 1
             flag |= FLAG_RETRANS_DATA_ACKED
         elif not sacked & TCPCB_SACKED_ACKED:
+            last_ackt = skb.tstamp
             if first_ackt is None:
-                first_ackt = skb.tstamp
+                first_ackt = last_ackt
             if skb.seq < reord:
                 reord = skb.seq
             if skb.end_seq <= sk.high_seq:
@@ -834,15 +835,23 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
         sk.sk_wmem_queued = 0
     if q and q[0].sacked & TCPCB_SACKED_ACKED:
         flag |= FLAG_SACK_RENEGING
-    # first_ackt = tcp_skb_timestamp_us(skb): a segment sent at t=0 is a valid sample
-    seq_rtt = now - first_ackt if first_ackt is not None else -1
-    sack_rtt = now - st.first_sackt if st.first_sackt else -1
-    if seq_rtt < 0:
-        seq_rtt = sack_rtt
+    # first_ackt = tcp_skb_timestamp_us(skb): a segment sent at t=0 is a valid sample. Karn
+    # (RFC 6298 3): no sample from the ACK's timing if any segment it acks was retransmitted
+    seq_rtt = sack_rtt = ca_rtt = -1
+    if first_ackt is not None and not flag & FLAG_RETRANS_DATA_ACKED:
+        seq_rtt = now - first_ackt
+        ca_rtt = now - last_ackt
+    if st.first_sackt:
+        sack_rtt = now - st.first_sackt
+        ca_rtt = now - st.last_sackt
     if flag & FLAG_ACKED:
         flag |= FLAG_SET_XMIT_TIMER
         if not sack:
             tcp_remove_reno_sacks(sk, acked)
+            # without SACK bits a cumulative ACK that covers a retransmission cannot show the
+            # originals arrived: no F-RTO/undo evidence from it
+            if flag & FLAG_RETRANS_DATA_ACKED:
+                flag &= ~FLAG_ORIG_SACK_ACKED
         elif reord < prior_fack:
             tcp_check_sack_reordering(sk, reord, 0)
     elif q and sack_rtt >= 0 and sack_rtt > now - q[0].tstamp:
@@ -853,7 +862,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
         sk.tsorted = None
         if not sk.write_queue:
             sk.write_queue = ()
-    return flag, acked, seq_rtt
+    return flag, acked, seq_rtt, sack_rtt, ca_rtt
 
 
 # ---- Reno (no SACK): duplicate ACKs stand for SACKed segments -----------------------------
@@ -966,18 +975,12 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
             tcp_process_tlp_ack(sk, ack, flag)
         return 1
     prior_delivered = delivered
-    cflag, acked, seq_rtt = tcp_clean_rtx_queue(sk, prior_fack, prior_snd_una, st)
+    cflag, acked, seq_rtt, sack_rtt, ca_rtt = tcp_clean_rtx_queue(sk, prior_fack, prior_snd_una,
+                                                                   st)
     flag |= cflag
-    if seq_rtt < 0 and sk.saw_tstamp and sk.rcv_tsecr and flag & FLAG_ACKED:
-        delta = (tcp_time_stamp_ts(sk) - sk.rcv_tsecr) & 0xFFFFFFFF
-        if delta < 0x80000000:
-            seq_rtt = max(delta * 1000, 1)
-    if flag & FLAG_ACKED:
-        tcp_ack_update_rtt(sk, seq_rtt)
-        if sk.ca is not None:
-            sk.ca.pkts_acked(sk, acked, seq_rtt)
-    elif seq_rtt >= 0 and flag & FLAG_DATA_SACKED:
-        tcp_ack_update_rtt(sk, seq_rtt)       # a SACK RTT sample (tcp_ack_update_rtt)
+    ca_rtt = tcp_ack_update_rtt(sk, seq_rtt, sack_rtt, ca_rtt, bool(flag & FLAG_ACKED))
+    if flag & FLAG_ACKED and sk.ca is not None:
+        sk.ca.pkts_acked(sk, acked, ca_rtt)
     tcp_rack_update_reo_wnd(sk, prior_delivered)
     if sk.tlp_high_seq:
         tcp_process_tlp_ack(sk, ack, flag)
@@ -1862,6 +1865,10 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
     net = sk.net
     flags = skb.flags
     o = skb.opts
+    # tcp_parse_options(estab=0): the SYN-ACK's TSecr is there for tcp_ack's RTT sample
+    sk.saw_tstamp = bool(o is not None and o.saw_tstamp and net.sysctl.tcp_timestamps)
+    if sk.saw_tstamp:
+        sk.rcv_tsval, sk.rcv_tsecr = o.tsval, o.tsecr
     if flags & ACK:
         ack = skb.ack_seq
         if ack <= sk.iss or ack > sk.snd_nxt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .output import tcp_time_stamp_ts
 from .sock import TCP_RTO_MAX, TCP_RTO_MIN, TcpSock, jiffies_round
 
 
@@ -59,15 +60,35 @@ def tcp_set_rto(sk: TcpSock) -> None:
     sk.icsk_rto = rto if rto < TCP_RTO_MAX else TCP_RTO_MAX
 
 
-def tcp_ack_update_rtt(sk: TcpSock, seq_rtt_us: int) -> None:
-    """Take a valid RTT sample, recompute the RTO and clear the backoff (RFC 6298 5.7)."""
+def tcp_rtt_tsopt_us(sk: TcpSock, min_delta: int) -> int:
+    """RTT in us from the echoed TSval (``tcp_rtt_tsopt_us``): the TS clock ticks in ms, so an
+    echo from this very ms counts as ``min_delta`` ms; -1 if the echo is implausibly old."""
+    delta = (tcp_time_stamp_ts(sk) - sk.rcv_tsecr) & 0xFFFFFFFF
+    if delta < 0x7FFFFFFF // 1000:
+        return (delta or min_delta) * 1000
+    return -1
+
+
+def tcp_ack_update_rtt(sk: TcpSock, seq_rtt_us: int, sack_rtt_us: int = -1,
+                       ca_rtt_us: int | None = None, acked: bool = True) -> int:
+    """One sample per ACK (``tcp_ack_update_rtt``): ACK timing (Karn), else SACK, else now - TSecr
+    if new data is acked (RFC 7323 RTTM); resets the backoff (RFC 6298 5.7). Returns the CC
+    sample (``rs->rtt_us``) or -1. Knowingly differs: min_rtt is a plain, not windowed, minimum."""
+    if ca_rtt_us is None:
+        ca_rtt_us = seq_rtt_us
     if seq_rtt_us < 0:
-        return
-    if sk.min_rtt_us == 0 or seq_rtt_us < sk.min_rtt_us:
-        sk.min_rtt_us = max(seq_rtt_us, 1)
+        seq_rtt_us = sack_rtt_us
+    if seq_rtt_us < 0 and acked and sk.saw_tstamp and sk.rcv_tsecr:
+        seq_rtt_us = ca_rtt_us = tcp_rtt_tsopt_us(sk, 1)
+    if seq_rtt_us < 0:
+        return ca_rtt_us
+    m = ca_rtt_us or 1000                 # 0 counts as one jiffy (jiffies_to_usecs(1))
+    if sk.min_rtt_us == 0 or m < sk.min_rtt_us:
+        sk.min_rtt_us = m
     tcp_rtt_estimator(sk, seq_rtt_us)
     tcp_set_rto(sk)
     sk.icsk_backoff = 0
+    return ca_rtt_us
 
 
 def tcp_synack_rtt_meas(sk: TcpSock, rtt_us: int) -> None:

@@ -202,6 +202,7 @@ class Socket:
         self.net = net
         self.family = family
         self.type = base_type
+        self.is_tcp = base_type == SOCK_STREAM
         self.proto = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
         self.nonblocking = bool(type & SOCK_NONBLOCK)
         self.timeout: float | None = None
@@ -211,10 +212,6 @@ class Socket:
         net.files.install(self)
 
     # ---- helpers -------------------------------------------------------------------------
-
-    @property
-    def is_tcp(self) -> bool:
-        return self.type == SOCK_STREAM
 
     def fileno(self) -> int:
         return self.fd
@@ -334,6 +331,11 @@ class Socket:
 
     async def aaccept(self) -> tuple[Socket, tuple[str, int]]:
         self._check_open()
+        sk = self.sk
+        if (self.is_tcp and sk.state == S.TCP_LISTEN and not sk.accept_queue
+                and not self._would_block()):
+            ns = await self._aaccept_wait()         # nothing queued: sleep first, no EAGAIN
+            return ns, ns.getpeername()
         try:
             ns = self._accept_now()
         except OSError as e:
@@ -530,6 +532,8 @@ class Socket:
 
     async def arecv(self, n: int, flags: int = 0) -> bytes:
         self._check_open()
+        if self.is_tcp and n >= 0 and not self._recv_ready() and not self._would_block(flags):
+            return await self._arecv_wait(n, flags)  # nothing to read: sleep first, no EAGAIN
         try:
             return self._recv_now(n, flags)
         except OSError as e:

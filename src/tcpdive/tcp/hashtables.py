@@ -9,6 +9,7 @@ ports that bind() owns, reusing a port only where the 4-tuple is free or a TIME_
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..errors import EADDRINUSE, EADDRNOTAVAIL, oserror
@@ -197,8 +198,7 @@ class InetHashinfo:
 
     def port_offset(self, saddr: int, daddr: int, dport: int) -> int:
         """``secure_ipv4_port_ephemeral``: a keyed hash of the destination."""
-        h = hashlib.blake2b(f"{saddr}:{daddr}:{dport}".encode(), key=self.secret, digest_size=8)
-        return int.from_bytes(h.digest(), "big")
+        return _port_offset_hash(self.secret, saddr, daddr, dport)
 
     def check_established(self, sk, port: int, twp: bool = True) -> bool:
         """Is the 4-tuple free, or held by a TIME_WAIT socket we may reuse (``__inet_check_established``)?
@@ -291,6 +291,13 @@ class InetHashinfo:
         i = max(i, self.net.rng.randrange(8) * step)
         self.table_perturb[index] = (self.table_perturb[index] + i + step) & 0xFFFFFFFF
         self.ehash_insert(sk, (sk.saddr, sk.sport, sk.daddr, sk.dport))
+
+
+@lru_cache(maxsize=1024)
+def _port_offset_hash(secret: bytes, saddr: int, daddr: int, dport: int) -> int:
+    """The keyed hash behind port_offset; a pure function, so kept for repeated destinations."""
+    h = hashlib.blake2b(f"{saddr}:{daddr}:{dport}".encode(), key=secret, digest_size=8)
+    return int.from_bytes(h.digest(), "big")
 
 
 def tcp_twsk_unique(sk, tw, may_reuse: bool) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections import deque
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..errors import ENETUNREACH, oserror
@@ -55,7 +56,13 @@ def secure_tcp_ts_off(net: Netns, saddr: int, daddr: int) -> int:
     """Per-pair random timestamp offset (``secure_tcp_ts_off``, tcp_timestamps=1)."""
     if net.sysctl.tcp_timestamps != 1:
         return 0
-    h = hashlib.blake2b(struct.pack("!II", saddr, daddr), key=net.secret + b"ts",
+    return _ts_off_hash(net.secret, saddr, daddr)
+
+
+@lru_cache(maxsize=1024)
+def _ts_off_hash(secret: bytes, saddr: int, daddr: int) -> int:
+    """The keyed hash behind secure_tcp_ts_off; a pure function, so kept for repeated pairs."""
+    h = hashlib.blake2b(struct.pack("!II", saddr, daddr), key=secret + b"ts",
                         digest_size=4).digest()
     return int.from_bytes(h, "big")
 
@@ -285,11 +292,8 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
     req.mss = advmss
     # tcp_openreq_init_rwin: our initial window and scale
     mss_for_win = advmss - (12 if req.tstamp_ok else 0)
-    probe = TcpSock.__new__(TcpSock)
-    probe.window_clamp = sk.window_clamp
-    probe.net = net
     req.rcv_wnd, req.window_clamp, req.rcv_wscale = tcp_select_initial_window(
-        probe, tcp_win_from_space(sk, sk.sk_rcvbuf), mss_for_win, req.wscale_ok)
+        sk, tcp_win_from_space(sk, sk.sk_rcvbuf), mss_for_win, req.wscale_ok)
     if not req.wscale_ok:
         req.rcv_wscale = 0
     # tcp_tw_recycle emulation (Linux < 4.12 tcp_conn_request, "VJ's idea"): a SYN that did not

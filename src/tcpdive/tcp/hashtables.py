@@ -111,6 +111,9 @@ class InetHashinfo:
         lst = self.lhash.get(dport)
         if not lst:
             return None
+        if len(lst) == 1:                      # one listener on the port: no choice to make
+            sk = lst[0]
+            return sk if sk.rcv_saddr == daddr or not sk.rcv_saddr else None
         exact = [s for s in lst if s.rcv_saddr == daddr]
         cands = exact or [s for s in lst if s.rcv_saddr == 0]
         if not cands:

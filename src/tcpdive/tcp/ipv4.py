@@ -458,6 +458,7 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     # inet_csk_complete_hashdance: the child takes the request's place in ehash
     hi = net.tcp_hashinfo
     req.timer.cancel()
+    req.timer.arg = None                  # the request is done: its timer lets go of it
     hi.ehash_remove(req)
     listener.syn_queue_len -= 1
     hi.ehash_insert(child, (child.saddr, child.sport, child.daddr, child.dport))

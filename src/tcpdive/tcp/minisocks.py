@@ -98,6 +98,7 @@ def tw_timer_handler(tw: TimewaitSock) -> None:
 
 def inet_twsk_kill(tw: TimewaitSock) -> None:
     net = tw.net
+    tw.timer.arg = None                   # the timer lets go of it: freed without the cycle GC
     hi = net.tcp_hashinfo
     hi.ehash_remove(tw)
     hi.bind_remove(tw)
@@ -335,6 +336,7 @@ def _young_len(listener: TcpSock) -> int:
 def inet_csk_reqsk_queue_drop(req: RequestSock) -> None:
     """Forget a request (``inet_csk_reqsk_queue_drop``)."""
     req.timer.cancel()
+    req.timer.arg = None                  # the timer lets go of it: freed without the cycle GC
     if req.hash_key is not None:
         req.net.tcp_hashinfo.ehash_remove(req)
         req.listener.syn_queue_len -= 1

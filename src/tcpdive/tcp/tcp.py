@@ -140,6 +140,9 @@ def inet_csk_destroy_sock(sk: TcpSock) -> None:
         hi.bind_remove(sk)
     if sk.ca is not None:
         sk.ca.release(sk)
+    # the timers hold the socket (their argument, as Linux's sock_hold per timer): a dead socket
+    # gives that back, so it is freed when the last user lets go rather than by the cycle GC
+    sk.retransmit_timer.arg = sk.delack_timer.arg = sk.keepalive_timer.arg = None
 
 
 # ---- send / receive ------------------------------------------------------------------------

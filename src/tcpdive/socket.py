@@ -10,6 +10,7 @@ time until it completes; inside coroutines use the ``a``-prefixed awaitables.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,9 +19,24 @@ from . import errors as E
 from .errors import oserror
 from .packet.ipv4 import int2ip, ip2int
 from .tcp import sock as S
+from .tcp.ipv4 import tcp_v4_connect
 from .tcp.output import __sk_stream_is_writeable
 from .tcp.sock import TcpSock
-from .tcp.tcp import sk_stream_memory_free
+from .tcp.sockopt import do_getsockopt, do_setsockopt
+from .tcp.tcp import (
+    lock_sock,
+    release_sock,
+    sk_add_waiter,
+    sk_stream_memory_free,
+    sk_wake,
+    tcp_close,
+    tcp_disconnect,
+    tcp_ioctl_outq,
+    tcp_listen_start,
+    tcp_recvmsg,
+    tcp_sendmsg,
+    tcp_shutdown,
+)
 
 if TYPE_CHECKING:
     from .net.netns import Netns
@@ -114,8 +130,6 @@ class FdTable:
 
     def install(self, f: Socket) -> int:
         """``fd_install`` at the lowest free descriptor (EMFILE past RLIMIT_NOFILE)."""
-        import heapq
-
         if self._free:
             fd = heapq.heappop(self._free)
         else:
@@ -129,8 +143,6 @@ class FdTable:
 
     def release(self, fd: int) -> None:
         """Free a descriptor number for reuse (``put_unused_fd``)."""
-        import heapq
-
         if self.files.pop(fd, None) is not None:
             heapq.heappush(self._free, fd)
 
@@ -190,6 +202,7 @@ class Socket:
         self.net = net
         self.family = family
         self.type = base_type
+        self.is_tcp = base_type == SOCK_STREAM
         self.proto = IPPROTO_TCP if base_type == SOCK_STREAM else IPPROTO_UDP
         self.nonblocking = bool(type & SOCK_NONBLOCK)
         self.timeout: float | None = None
@@ -199,10 +212,6 @@ class Socket:
         net.files.install(self)
 
     # ---- helpers -------------------------------------------------------------------------
-
-    @property
-    def is_tcp(self) -> bool:
-        return self.type == SOCK_STREAM
 
     def fileno(self) -> int:
         return self.fd
@@ -228,8 +237,6 @@ class Socket:
 
     async def _wait(self, ready: Callable[[], bool], timeout: float | None) -> None:
         """Sleep until ``ready()`` holds (``sk_wait_event``); EAGAIN-style timeout -> TimeoutError."""
-        from .tcp.tcp import sk_add_waiter
-
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         sk = self.sk
@@ -292,8 +299,6 @@ class Socket:
             if tb is not None and self.net.tcp_hashinfo.bind_conflict(sk, tb, True, True):
                 # listen() re-checks: another listener may have taken the port meanwhile
                 raise oserror(E.EADDRINUSE)
-        from .tcp.tcp import tcp_listen_start
-
         tcp_listen_start(sk, backlog)
 
     def _accept_now(self) -> Socket:
@@ -326,6 +331,11 @@ class Socket:
 
     async def aaccept(self) -> tuple[Socket, tuple[str, int]]:
         self._check_open()
+        sk = self.sk
+        if (self.is_tcp and sk.state == S.TCP_LISTEN and not sk.accept_queue
+                and not self._would_block()):
+            ns = await self._aaccept_wait()         # nothing queued: sleep first, no EAGAIN
+            return ns, ns.getpeername()
         try:
             ns = self._accept_now()
         except OSError as e:
@@ -358,8 +368,6 @@ class Socket:
             raise oserror(E.ECONNREFUSED)
         if a == 0:
             a = 0x7F000001
-        from .tcp.ipv4 import tcp_v4_connect
-
         sk.dead = False
         sk.done = False
         sk.sk_shutdown = 0
@@ -413,8 +421,6 @@ class Socket:
         sk = self.sk
         if not self.is_tcp:
             return sk.sendto(data, None, flags)
-        from .tcp.tcp import tcp_sendmsg
-
         return tcp_sendmsg(sk, data, flags)
 
     def _send_ready(self) -> bool:
@@ -489,8 +495,6 @@ class Socket:
         sk = self.sk
         if not self.is_tcp:
             return sk.recvfrom(n, flags)[0]
-        from .tcp.tcp import tcp_recvmsg
-
         return tcp_recvmsg(sk, n, flags)
 
     def _recv_ready(self) -> bool:
@@ -528,6 +532,8 @@ class Socket:
 
     async def arecv(self, n: int, flags: int = 0) -> bytes:
         self._check_open()
+        if self.is_tcp and n >= 0 and not self._recv_ready() and not self._would_block(flags):
+            return await self._arecv_wait(n, flags)  # nothing to read: sleep first, no EAGAIN
         try:
             return self._recv_now(n, flags)
         except OSError as e:
@@ -591,8 +597,6 @@ class Socket:
         if not self.is_tcp:
             sk.shutdown(how)
             return
-        from .tcp.tcp import sk_wake, tcp_disconnect, tcp_shutdown
-
         mask = how + 1                      # SHUT_RD -> RCV_SHUTDOWN, SHUT_WR -> SEND_SHUTDOWN
         state = sk.state
         if state == S.TCP_LISTEN:
@@ -616,8 +620,6 @@ class Socket:
         self.net.files.release(self.fd)
         sk = self.sk
         if self.is_tcp:
-            from .tcp.tcp import tcp_close
-
             tcp_close(sk)
         else:
             sk.close()
@@ -655,14 +657,10 @@ class Socket:
         return self.timeout
 
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
-        from .tcp.sockopt import do_setsockopt
-
         self._check_open()
         do_setsockopt(self, level, optname, value)
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
-        from .tcp.sockopt import do_getsockopt
-
         self._check_open()
         return do_getsockopt(self, level, optname, buflen)
 
@@ -683,8 +681,6 @@ class Socket:
             return sk.rcv_queue_bytes if self.is_tcp else sk.inq()
         if request == SIOCOUTQ:
             if self.is_tcp:
-                from .tcp.tcp import tcp_ioctl_outq
-
                 if sk.state == S.TCP_LISTEN:
                     raise oserror(E.EINVAL)
                 return tcp_ioctl_outq(sk)
@@ -695,8 +691,6 @@ class Socket:
         """Hold the socket as a syscall does (``lock_sock`` ... ``release_sock``): segments that
         arrive meanwhile wait in the backlog and are processed on release. A context manager."""
         from contextlib import contextmanager
-
-        from .tcp.tcp import lock_sock, release_sock
 
         @contextmanager
         def _held():

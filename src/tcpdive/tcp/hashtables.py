@@ -9,6 +9,7 @@ ports that bind() owns, reusing a port only where the 4-tuple is free or a TIME_
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..errors import EADDRINUSE, EADDRNOTAVAIL, oserror
@@ -110,6 +111,9 @@ class InetHashinfo:
         lst = self.lhash.get(dport)
         if not lst:
             return None
+        if len(lst) == 1:                      # one listener on the port: no choice to make
+            sk = lst[0]
+            return sk if sk.rcv_saddr == daddr or not sk.rcv_saddr else None
         exact = [s for s in lst if s.rcv_saddr == daddr]
         cands = exact or [s for s in lst if s.rcv_saddr == 0]
         if not cands:
@@ -197,8 +201,7 @@ class InetHashinfo:
 
     def port_offset(self, saddr: int, daddr: int, dport: int) -> int:
         """``secure_ipv4_port_ephemeral``: a keyed hash of the destination."""
-        h = hashlib.blake2b(f"{saddr}:{daddr}:{dport}".encode(), key=self.secret, digest_size=8)
-        return int.from_bytes(h.digest(), "big")
+        return _port_offset_hash(self.secret, saddr, daddr, dport)
 
     def check_established(self, sk, port: int, twp: bool = True) -> bool:
         """Is the 4-tuple free, or held by a TIME_WAIT socket we may reuse (``__inet_check_established``)?
@@ -291,6 +294,13 @@ class InetHashinfo:
         i = max(i, self.net.rng.randrange(8) * step)
         self.table_perturb[index] = (self.table_perturb[index] + i + step) & 0xFFFFFFFF
         self.ehash_insert(sk, (sk.saddr, sk.sport, sk.daddr, sk.dport))
+
+
+@lru_cache(maxsize=1024)
+def _port_offset_hash(secret: bytes, saddr: int, daddr: int, dport: int) -> int:
+    """The keyed hash behind port_offset; a pure function, so kept for repeated destinations."""
+    h = hashlib.blake2b(f"{saddr}:{daddr}:{dport}".encode(), key=secret, digest_size=8)
+    return int.from_bytes(h.digest(), "big")
 
 
 def tcp_twsk_unique(sk, tw, may_reuse: bool) -> bool:

@@ -23,6 +23,7 @@ from ..skb import (
 )
 from . import sock as S
 from .cong import tcp_init_congestion_control
+from .minisocks import tcp_time_wait
 from .output import (
     __tcp_select_window,
     tcp_check_space,
@@ -33,9 +34,11 @@ from .output import (
     tcp_send_ack,
     tcp_send_delayed_ack,
     tcp_slow_start_after_idle_check,
+    tcp_sndbuf_expand,
     tcp_space,
     tcp_sync_mss,
     tcp_time_stamp_ts,
+    tcp_transmit_skb,
 )
 from .recovery import (
     TCP_RACK_LOSS_DETECTION,
@@ -70,6 +73,8 @@ from .sock import (
     ts_before,
     unwrap,
 )
+from .tcp import tcp_done, tcp_done_with_error, tcp_set_state
+from .timer import inet_csk_reset_keepalive_timer
 
 # tcp_ack flags
 FLAG_DATA = 0x01
@@ -110,12 +115,6 @@ def _ensure_deque(sk: TcpSock, name: str) -> deque:
         q = deque()
         setattr(sk, name, q)
     return q
-
-
-def tcp_set_state(sk: TcpSock, state: int) -> None:
-    from .tcp import tcp_set_state as _set
-
-    _set(sk, state)
 
 
 # ---- quick ACK / delayed ACK engine --------------------------------------------------------
@@ -201,8 +200,6 @@ def tcp_init_buffer_space(sk: TcpSock) -> None:
     """Send buffer sized for the initial cwnd, and the starting point of receive-buffer
     autotuning (``tcp_init_buffer_space``)."""
     if not sk.userlocks & 1:                        # SOCK_SNDBUF_LOCK
-        from .output import tcp_sndbuf_expand
-
         tcp_sndbuf_expand(sk)
     sk.rcvq_space = min(sk.rcv_ssthresh, sk.rcv_wnd, S.TCP_INIT_CWND * (sk.advmss or 536))
     sk.rcvq_space_time = sk.net.clock.now_us()
@@ -420,8 +417,6 @@ def tcp_reset_check(sk: TcpSock, skb: SKB) -> bool:
 
 def tcp_reset(sk: TcpSock) -> None:
     """A valid RST arrived: report the error the state implies and close (``tcp_reset``)."""
-    from .tcp import tcp_done_with_error
-
     net = sk.net
     tp = net.trace.receive_reset
     if tp.subs:
@@ -1731,8 +1726,6 @@ def tcp_rcv_spurious_retrans(sk: TcpSock, skb: SKB) -> None:
 
 def tcp_fin(sk: TcpSock) -> None:
     """Process the FIN (``tcp_fin``): ESTABLISHED -> CLOSE_WAIT, FIN_WAIT1 -> CLOSING, FIN_WAIT2 -> TIME_WAIT."""
-    from .minisocks import tcp_time_wait
-
     inet_csk_schedule_ack(sk)
     sk.sk_shutdown |= S.RCV_SHUTDOWN
     sk.done = True
@@ -1844,8 +1837,6 @@ def tcp_finish_connect(sk: TcpSock, skb: SKB | None) -> None:
     tcp_init_transfer(sk)
     sk.lsndtime = now
     if sk.keepopen:
-        from .timer import inet_csk_reset_keepalive_timer
-
         inet_csk_reset_keepalive_timer(sk, sk.keepalive_time_when())
     sk.pred_flags = 1
 
@@ -1920,8 +1911,6 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
         sk.snd_wl1 = skb.seq
         sk.max_window = sk.snd_wnd
         tcp_sync_mss(sk, sk.icsk_pmtu_cookie)
-        from .output import tcp_transmit_skb
-
         synack = SKB(sk.iss, sk.iss + 1, SYN | ACK)
         tcp_transmit_skb(sk, synack)
         return -1
@@ -2022,8 +2011,6 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         sk.lsndtime = net.clock.now_us()
         tcp_fast_path_check(sk)
         if sk.keepopen:
-            from .timer import inet_csk_reset_keepalive_timer
-
             inet_csk_reset_keepalive_timer(sk, sk.keepalive_time_when())
         sk_wake(sk)
     elif state == S.TCP_FIN_WAIT1:
@@ -2034,41 +2021,27 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
                         sk_wake(sk)
             else:
                 if sk.linger2 < 0:
-                    from .tcp import tcp_done
-
                     tcp_done(sk)
                     net.mib["TcpExtTCPAbortOnData"] += 1
                     return 1
                 if (skb.end_seq != skb.seq and skb.end_seq - (1 if flags & FIN else 0) > sk.rcv_nxt):
-                    from .tcp import tcp_done
-
                     tcp_done(sk)
                     net.mib["TcpExtTCPAbortOnData"] += 1
                     return 1
                 tmo = sk.tcp_fin_time()
                 if tmo > S.TCP_TIMEWAIT_LEN:
-                    from .timer import inet_csk_reset_keepalive_timer
-
                     inet_csk_reset_keepalive_timer(sk, tmo - S.TCP_TIMEWAIT_LEN)
                 elif flags & FIN:
-                    from .timer import inet_csk_reset_keepalive_timer
-
                     inet_csk_reset_keepalive_timer(sk, tmo)
                 else:
-                    from .minisocks import tcp_time_wait
-
                     tcp_time_wait(sk, S.TCP_FIN_WAIT2, tmo)
                     return 0
     elif state == S.TCP_CLOSING:
         if sk.snd_una == sk.write_seq:
-            from .minisocks import tcp_time_wait
-
             tcp_time_wait(sk, S.TCP_TIME_WAIT, 0)
             return 0
     elif state == S.TCP_LAST_ACK:
         if sk.snd_una == sk.write_seq:
-            from .tcp import tcp_done
-
             tcp_done(sk)
             return 0
     # step 6-7: urgent data ignored; process the segment text

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections import deque
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from ..errors import ENETUNREACH, oserror
 from ..packet.checksum import csum_partial, pseudo_sum
 from ..packet.gso import OffloadPacket
 from ..packet.ipv4 import IPPROTO_TCP
 from ..packet.tcp import ACK, FIN, RST, SYN, TCPHDR_LEN, tcp_build, tcp_parse_options, ts_option
 from ..skb import SKB
 from . import sock as S
+from .cong import tcp_init_congestion_control
+from .metrics import tcp_peer_is_proven
 from .minisocks import (
     TCP_TW_ACK,
     TCP_TW_RST,
@@ -29,7 +34,11 @@ from .minisocks import (
     tcp_v4_send_synack,
     tcp_v4_timewait_ack,
 )
+from .output import tcp_connect, tcp_select_initial_window, tcp_sync_mss, tcp_win_from_space
+from .rtt import tcp_ack_update_rtt
 from .sock import TcpSock, unwrap
+from .syncookies import cookie_v4_check, cookie_v4_init_sequence
+from .tcp import sk_wake, tcp_done_with_error, tcp_set_state
 
 if TYPE_CHECKING:
     from ..net.netns import Netns
@@ -48,7 +57,13 @@ def secure_tcp_ts_off(net: Netns, saddr: int, daddr: int) -> int:
     """Per-pair random timestamp offset (``secure_tcp_ts_off``, tcp_timestamps=1)."""
     if net.sysctl.tcp_timestamps != 1:
         return 0
-    h = hashlib.blake2b(struct.pack("!II", saddr, daddr), key=net.secret + b"ts",
+    return _ts_off_hash(net.secret, saddr, daddr)
+
+
+@lru_cache(maxsize=1024)
+def _ts_off_hash(secret: bytes, saddr: int, daddr: int) -> int:
+    """The keyed hash behind secure_tcp_ts_off; a pure function, so kept for repeated pairs."""
+    h = hashlib.blake2b(struct.pack("!II", saddr, daddr), key=secret + b"ts",
                         digest_size=4).digest()
     return int.from_bytes(h, "big")
 
@@ -146,8 +161,6 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
             return
         if skb.flags & ACK:
             # tcp_v4_cookie_check: a final ACK for a SYN-ACK sent with a cookie
-            from .syncookies import cookie_v4_check
-
             # tcp_v4_do_rcv: NULL (a valid cookie whose child could not be made, e.g. accept
             # queue full) is dropped silently; the listener itself (no cookie) -> RST
             nsk = cookie_v4_check(sk, skb)
@@ -243,8 +256,6 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
     converted to open requests without limitations" (no SYN-queue / cookie decision, no
     tcp_max_syn_backlog clause, no tcp_tw_recycle check) and that ISN is used.
     """
-    from .syncookies import cookie_v4_init_sequence
-
     net = sk.net
     sc = net.sysctl
     mib = net.mib
@@ -294,14 +305,9 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
         advmss = sk.user_mss
     req.mss = advmss
     # tcp_openreq_init_rwin: our initial window and scale
-    from .output import tcp_select_initial_window, tcp_win_from_space
-
     mss_for_win = advmss - (12 if req.tstamp_ok else 0)
-    probe = TcpSock.__new__(TcpSock)
-    probe.window_clamp = sk.window_clamp
-    probe.net = net
     req.rcv_wnd, req.window_clamp, req.rcv_wscale = tcp_select_initial_window(
-        probe, tcp_win_from_space(sk, sk.sk_rcvbuf), mss_for_win, req.wscale_ok)
+        sk, tcp_win_from_space(sk, sk.sk_rcvbuf), mss_for_win, req.wscale_ok)
     if not req.wscale_ok:
         req.rcv_wscale = 0
     # tcp_tw_recycle emulation (Linux < 4.12 tcp_conn_request, "VJ's idea"): a SYN that did not
@@ -310,8 +316,6 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
     # TcpExtPAWSPassive (LINUX_MIB_PAWSPASSIVEREJECTED), a name Linux 6.18 no longer has, and
     # ListenDrops (drop_and_release -> tcp_listendrop).
     if sc.tcp_tw_recycle and not want_cookie and not isn:
-        from .metrics import tcp_peer_is_proven
-
         if not tcp_peer_is_proven(req, True, req.tstamp_ok):
             mib["TcpExtPAWSPassive"] += 1
             mib["TcpExtListenDrops"] += 1
@@ -404,9 +408,6 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
         else:
             req.acked = True
         return None
-    from .cong import tcp_init_congestion_control
-    from .output import tcp_sync_mss
-
     if peer_mss is None:
         peer_mss = req.peer_mss
     child = TcpSock(net)
@@ -464,8 +465,6 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     # tcp_synack_rtt_meas: Linux tests snt_synack != 0; here 0 is a valid virtual time, so a
     # request without a SYN-ACK timestamp (a syncookie) carries None instead
     if req.num_retrans == 0 and req.snt_synack is not None:
-        from .rtt import tcp_ack_update_rtt
-
         tcp_ack_update_rtt(child, max(net.clock.now_us() - req.snt_synack, 1))
     child.total_retrans = req.num_retrans
     child.snd_cwnd = S.TCP_INIT_CWND
@@ -473,19 +472,16 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     # inet_csk_complete_hashdance: the child takes the request's place in ehash
     hi = net.tcp_hashinfo
     req.timer.cancel()
+    req.timer.arg = None                  # the request is done: its timer lets go of it
     hi.ehash_remove(req)
     listener.syn_queue_len -= 1
     hi.ehash_insert(child, (child.saddr, child.sport, child.daddr, child.dport))
     _inherit_port(hi, listener, child)
     net.sockets.add(child)
-    from .tcp import tcp_set_state
-
     child.state = S.TCP_CLOSE
     tcp_set_state(child, S.TCP_SYN_RECV)
     net.mib["TcpPassiveOpens"] += 1
     if listener.accept_queue is None:
-        from collections import deque
-
         listener.accept_queue = deque()
     listener.accept_queue.append(child)
     return child
@@ -501,9 +497,6 @@ def _inherit_port(hi, listener: TcpSock, child: TcpSock) -> None:
 
 def tcp_child_process(parent: TcpSock, child: TcpSock, skb: SKB) -> None:
     """Run the final ACK through the child and wake accept() (``tcp_child_process``)."""
-    from .input import tcp_rcv_state_process
-    from .tcp import sk_wake
-
     _unwrap_skb(child, skb)
     if tcp_rcv_state_process(child, skb):
         tcp_v4_send_reset(child.net, skb)
@@ -512,10 +505,6 @@ def tcp_child_process(parent: TcpSock, child: TcpSock, skb: SKB) -> None:
 
 def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
     """connect(): route, source address, port, ISN, SYN (``tcp_v4_connect``)."""
-    from ..errors import ENETUNREACH, oserror
-    from .output import tcp_connect
-    from .tcp import tcp_set_state
-
     net = sk.net
     route = net.fib_lookup(daddr)
     if route is None:
@@ -581,8 +570,6 @@ def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: byte
     if icmp_type == ICMP_DEST_UNREACH:
         if icmp_code == ICMP_FRAG_NEEDED:
             if info and info < sk.icsk_pmtu_cookie:
-                from .output import tcp_sync_mss
-
                 tcp_sync_mss(sk, max(info, 68))
             return
         err, fatal = ICMP_ERR_CONVERT.get(icmp_code, (113, False))
@@ -592,8 +579,6 @@ def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: byte
         return
     if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
         if fatal and not sk.owned_by_user:
-            from .tcp import tcp_done_with_error
-
             tcp_done_with_error(sk, err)
         else:
             sk.sk_err_soft = err

@@ -98,6 +98,7 @@ def tw_timer_handler(tw: TimewaitSock) -> None:
 
 def inet_twsk_kill(tw: TimewaitSock) -> None:
     net = tw.net
+    tw.timer.arg = None                   # the timer lets go of it: freed without the cycle GC
     hi = net.tcp_hashinfo
     hi.ehash_remove(tw)
     hi.bind_remove(tw)
@@ -124,8 +125,6 @@ def tcp_time_wait(sk: TcpSock, state: int, timeo: int) -> None:
     only ``tw_timeout`` = 3.5 * RTO in TIME_WAIT instead of 60 s. Linux tests
     ``rx_opt.ts_recent_stamp != 0``; virtual seconds start at 0, so tcpdive tests tstamp_ok.
     """
-    from .tcp import tcp_done
-
     net = sk.net
     sc = net.sysctl
     recycle_ok = False
@@ -156,10 +155,10 @@ def tcp_time_wait(sk: TcpSock, state: int, timeo: int) -> None:
         net.tw_count += 1
         inet_twsk_schedule_first(tw, timeo)
         _emit_state(sk, state if state == S.TCP_TIME_WAIT else S.TCP_FIN_WAIT2)
-        tcp_done(sk, quiet=True)
+        _tcp.tcp_done(sk, quiet=True)
         return
     net.mib["TcpExtTCPTimeWaitOverflow"] += 1
-    tcp_done(sk)
+    _tcp.tcp_done(sk)
 
 
 def _emit_state(sk: TcpSock, new: int) -> None:
@@ -337,6 +336,11 @@ def _young_len(listener: TcpSock) -> int:
 def inet_csk_reqsk_queue_drop(req: RequestSock) -> None:
     """Forget a request (``inet_csk_reqsk_queue_drop``)."""
     req.timer.cancel()
+    req.timer.arg = None                  # the timer lets go of it: freed without the cycle GC
     if req.hash_key is not None:
         req.net.tcp_hashinfo.ehash_remove(req)
         req.listener.syn_queue_len -= 1
+
+
+# tcp.py imports this module (cycle): bound as a module, its functions looked up at call time
+from . import tcp as _tcp  # noqa: E402

@@ -23,6 +23,7 @@ from ..packet.tcp import (
     ts_option,
 )
 from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
+from .cong import CA_EVENT_CWND_RESTART, tcp_is_cwnd_limited
 from .recovery import tcp_schedule_loss_probe, tcp_tsorted_add, tcp_tsorted_insert_after
 from .sock import (
     GSO_LEGACY_MAX_SIZE,
@@ -39,6 +40,7 @@ from .sock import (
     TCP_CLOSE,
     TCP_DELACK_MAX,
     TCP_DELACK_MIN,
+    TCP_INIT_CWND,
     TCP_MAX_WSCALE,
     TCP_MIN_MSS,
     TCP_MSS_DEFAULT,
@@ -693,8 +695,6 @@ def tcp_cwnd_validate(sk: TcpSock, is_cwnd_limited: bool) -> None:
         sk.is_cwnd_limited = is_cwnd_limited
         sk.max_packets_out = sk.packets_out
         sk.cwnd_usage_seq = sk.snd_nxt
-    from .cong import tcp_is_cwnd_limited
-
     now = sk.net.clock.now_us()
     if tcp_is_cwnd_limited(sk):
         sk.snd_cwnd_used = 0
@@ -710,8 +710,6 @@ def tcp_cwnd_validate(sk: TcpSock, is_cwnd_limited: bool) -> None:
 def tcp_cwnd_application_limited(sk: TcpSock) -> None:
     """cwnd decays towards what was used (``tcp_cwnd_application_limited``)."""
     if sk.icsk_ca_state == 0 and sk.wq is None:      # Open, and no writer out of buffer
-        from .sock import TCP_INIT_CWND
-
         win_used = max(sk.snd_cwnd_used, TCP_INIT_CWND)
         if win_used < sk.snd_cwnd:
             sk.snd_ssthresh = _current_ssthresh(sk)
@@ -728,9 +726,6 @@ def _current_ssthresh(sk: TcpSock) -> int:
 
 def tcp_cwnd_restart(sk: TcpSock, delta: int) -> None:
     """After idle: halve cwnd per RTO idle, down to the initial window (``tcp_cwnd_restart``)."""
-    from .cong import CA_EVENT_CWND_RESTART
-    from .sock import TCP_INIT_CWND
-
     if sk.ca is not None:
         sk.ca.cwnd_event(sk, CA_EVENT_CWND_RESTART)
     cwnd = sk.snd_cwnd

@@ -24,11 +24,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..skb import TCPCB_LOST, TCPCB_RETRANS, TCPCB_SACKED_RETRANS
+from .rtt import tcp_rto_min_us
 from .sock import (
     ICSK_TIME_LOSS_PROBE,
     ICSK_TIME_REO_TIMEOUT,
     ICSK_TIME_RETRANS,
     TCP_CA_CWR,
+    TCP_TIMEOUT_INIT,
     TCP_CA_Open,
     TCP_CA_Recovery,
     jiffies_round,
@@ -211,8 +213,6 @@ def tcp_rto_delta_us(sk: TcpSock) -> int:
 def tcp_schedule_loss_probe(sk: TcpSock, advancing_rto: bool) -> bool:
     """Arm the probe timeout, 2*srtt (+ rto_min for a lone segment, which may wait for a
     delayed ACK; else + 2 ms), never later than the RTO (``tcp_schedule_loss_probe``)."""
-    from .output import tcp_reset_xmit_timer
-
     early_retrans = sk.net.sysctl.tcp_early_retrans
     if (early_retrans not in (3, 4) or not sk.packets_out or not sk.sack_ok
             or sk.icsk_ca_state not in (TCP_CA_Open, TCP_CA_CWR)):
@@ -220,20 +220,16 @@ def tcp_schedule_loss_probe(sk: TcpSock, advancing_rto: bool) -> bool:
     if sk.srtt_us:
         timeout_us = sk.srtt_us >> 2
         if sk.packets_out == 1:
-            from .rtt import tcp_rto_min_us
-
             timeout_us += tcp_rto_min_us(sk)
         else:
             timeout_us += TCP_TIMEOUT_MIN_US
         timeout = jiffies_round(timeout_us)
     else:
-        from .sock import TCP_TIMEOUT_INIT
-
         timeout = TCP_TIMEOUT_INIT
     rto_delta_us = sk.icsk_rto if advancing_rto else tcp_rto_delta_us(sk)
     if rto_delta_us > 0:
         timeout = min(timeout, jiffies_round(rto_delta_us))
-    tcp_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, timeout)
+    _output.tcp_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, timeout)
     return True
 
 
@@ -304,3 +300,7 @@ def tcp_process_tlp_ack(sk: TcpSock, ack: int, flag: int) -> None:
         sk.net.mib["TcpExtTCPLossProbeRecovery"] += 1
     elif not flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED):
         sk.tlp_high_seq = 0
+
+
+# output.py imports this module (cycle): bound as a module, its functions looked up at call time
+from . import output as _output  # noqa: E402

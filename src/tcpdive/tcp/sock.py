@@ -245,11 +245,9 @@ class TcpSock:
         self.ack_lrcvtime = 0
         self.ack_rcv_mss = TCP_MSS_DEFAULT
         self.ack_last_seg_size = 0
-        from .timer import tcp_delack_timer, tcp_keepalive_timer, tcp_write_timer
-
-        self.retransmit_timer = KTimer(clock, tcp_write_timer, self)
-        self.delack_timer = KTimer(clock, tcp_delack_timer, self)
-        self.keepalive_timer = KTimer(clock, tcp_keepalive_timer, self)
+        self.retransmit_timer = KTimer(clock, _timer.tcp_write_timer, self)
+        self.delack_timer = KTimer(clock, _timer.tcp_delack_timer, self)
+        self.keepalive_timer = KTimer(clock, _timer.tcp_keepalive_timer, self)
         self.iss = self.irs = 0
         self.snd_una = self.snd_nxt = self.write_seq = self.pushed_seq = 0
         self.snd_wnd = self.max_window = 0
@@ -462,3 +460,7 @@ def unwrap(wire: int, ref: int) -> int:
 def ts_before(a: int, b: int) -> bool:
     """(s32)(a - b) < 0 for 32-bit timestamps."""
     return ((a - b) & 0xFFFFFFFF) >= 0x80000000
+
+
+# timer.py imports this module (cycle): bound as a module, its handlers looked up at use
+from . import timer as _timer  # noqa: E402

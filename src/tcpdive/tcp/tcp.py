@@ -13,9 +13,11 @@ from ..errors import EAGAIN, EINVAL, ENOTCONN, EPIPE, oserror
 from ..packet.tcp import ACK, FIN, PSH
 from ..skb import SKB
 from . import sock as S
+from .minisocks import RequestSock, inet_csk_reqsk_queue_drop, tcp_time_wait
 from .output import (
     __sk_stream_memory_free,
     __tcp_push_pending_frames,
+    __tcp_select_window,
     tcp_add_write_queue_tail,
     tcp_current_mss,
     tcp_lskb,
@@ -29,6 +31,7 @@ from .output import (
     tcp_xmit_size_goal,
 )
 from .sock import TcpSock, sk_add_waiter, sk_wake  # noqa: F401  (re-exported)
+from .timer import inet_csk_reset_keepalive_timer
 
 MSG_OOB = 0x1
 MSG_PEEK = 0x2
@@ -121,9 +124,7 @@ def tcp_done(sk: TcpSock, quiet: bool = False) -> None:
 def tcp_done_with_error(sk: TcpSock, err: int) -> None:
     """Record ``err`` for the application, drop queues, close (``tcp_done_with_error``)."""
     sk.sk_err = err
-    from .input import tcp_write_queue_purge
-
-    tcp_write_queue_purge(sk)
+    _input.tcp_write_queue_purge(sk)
     tcp_done(sk)
 
 
@@ -139,6 +140,9 @@ def inet_csk_destroy_sock(sk: TcpSock) -> None:
         hi.bind_remove(sk)
     if sk.ca is not None:
         sk.ca.release(sk)
+    # the timers hold the socket (their argument, as Linux's sock_hold per timer): a dead socket
+    # gives that back, so it is freed when the last user lets go rather than by the cycle GC
+    sk.retransmit_timer.arg = sk.delack_timer.arg = sk.keepalive_timer.arg = None
 
 
 # ---- send / receive ------------------------------------------------------------------------
@@ -309,17 +313,13 @@ def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
             sk.receive_queue = ()                # drained: let an idle socket stay small
         if sk.fin_received and not sk.rcv_queue_bytes and sk.copied_seq == sk.rcv_nxt - 1:
             sk.copied_seq = sk.rcv_nxt           # the FIN follows the last byte read
-        from .input import tcp_rcv_space_adjust
-
-        tcp_rcv_space_adjust(sk)
+        _input.tcp_rcv_space_adjust(sk)
         tcp_cleanup_rbuf(sk, got)
     return b"".join(out) if len(out) != 1 else bytes(out[0])
 
 
 def tcp_cleanup_rbuf(sk: TcpSock, copied: int) -> None:
     """After a read: ACK now if the window can grow a lot, or a delayed ACK is due (``tcp_cleanup_rbuf``)."""
-    from .output import __tcp_select_window
-
     time_to_ack = False
     if sk.ack_pending & S.ICSK_ACK_SCHED:
         if (sk.rcv_nxt - sk.rcv_wup > sk.ack_rcv_mss
@@ -389,9 +389,7 @@ def tcp_disconnect(sk: TcpSock) -> None:
         sk.sk_err = 104
     tcp_set_state(sk, S.TCP_CLOSE)
     tcp_clear_xmit_timers(sk)
-    from .input import tcp_write_queue_purge
-
-    tcp_write_queue_purge(sk)
+    _input.tcp_write_queue_purge(sk)
     sk.receive_queue = ()
     sk.rcv_queue_bytes = 0
     sk.ofo_queue = ()
@@ -407,8 +405,6 @@ def tcp_disconnect(sk: TcpSock) -> None:
 
 def inet_csk_listen_stop(sk: TcpSock) -> None:
     """Close a listener: reset the children nobody accepted, drop requests."""
-    from .minisocks import RequestSock, inet_csk_reqsk_queue_drop
-
     aq = sk.accept_queue
     sk.accept_queue = None
     if aq:
@@ -424,9 +420,6 @@ def inet_csk_listen_stop(sk: TcpSock) -> None:
 
 def tcp_close(sk: TcpSock) -> None:
     """close() on a TCP socket (``__tcp_close``): FIN, or RST for unread data / linger 0."""
-    from .minisocks import tcp_time_wait
-    from .timer import inet_csk_reset_keepalive_timer
-
     net = sk.net
     sk.sk_shutdown = S.SHUTDOWN_MASK
     if sk.state == S.TCP_LISTEN:
@@ -485,3 +478,7 @@ def tcp_listen_start(sk: TcpSock, backlog: int) -> None:
 def tcp_ioctl_outq(sk: TcpSock) -> int:
     """SIOCOUTQ: bytes not yet acknowledged."""
     return sk.write_seq - sk.snd_una if sk.state != S.TCP_LISTEN else 0
+
+
+# input.py imports this module (cycle): bound as a module, its functions looked up at call time
+from . import input as _input  # noqa: E402

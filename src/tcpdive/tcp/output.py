@@ -55,6 +55,7 @@ from .sock import (
     TcpSock,
     jiffies_round,
     sk_wake,
+    tcp_time_stamp_ts,
 )
 
 MAX_TCP_OPTION_SPACE = 40
@@ -82,11 +83,6 @@ def tcp_rtx_queue_tail_add(sk: TcpSock, skb: SKB) -> None:
 
 
 # ---- time stamps --------------------------------------------------------------------------
-
-def tcp_time_stamp_ts(sk: TcpSock) -> int:
-    """The TS value clock (``tcp_time_stamp_ts``): milliseconds plus the connection's offset."""
-    return (sk.net.clock.now_us() // 1000 + sk.tsoffset) & 0xFFFFFFFF
-
 
 # ---- MSS and windows ----------------------------------------------------------------------
 

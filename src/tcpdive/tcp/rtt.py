@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .output import tcp_time_stamp_ts
-from .sock import TCP_RTO_MAX, TCP_RTO_MIN, TcpSock, jiffies_round
+from .sock import TCP_RTO_MAX, TCP_RTO_MIN, TcpSock, jiffies_round, tcp_time_stamp_ts
 
 
 def tcp_rto_min_us(sk: TcpSock) -> int:

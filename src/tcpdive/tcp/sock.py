@@ -445,6 +445,11 @@ def jiffies_round(us: int) -> int:
     return -(-us // j) * j
 
 
+def tcp_time_stamp_ts(sk: TcpSock) -> int:
+    """The TS value clock (``tcp_time_stamp_ts``): milliseconds plus the connection's offset."""
+    return (sk.net.clock.now_us() // 1000 + sk.tsoffset) & 0xFFFFFFFF
+
+
 def wire32(x: int) -> int:
     return x & 0xFFFFFFFF
 

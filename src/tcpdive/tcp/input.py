@@ -24,8 +24,10 @@ from ..skb import (
 from . import sock as S
 from .cong import tcp_init_congestion_control
 from .output import (
+    TCP_CHRONO_BUSY,
     __tcp_select_window,
     tcp_check_space,
+    tcp_chrono_stop,
     tcp_data_snd_check,
     tcp_fragment_rtx,
     tcp_rearm_rto,
@@ -848,6 +850,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
     elif q and sack_rtt >= 0 and sack_rtt > now - q[0].tstamp:
         flag |= FLAG_SET_XMIT_TIMER     # do not re-arm the RTO for SACKs of data sent later
     if not q:
+        tcp_chrono_stop(sk, TCP_CHRONO_BUSY)
         # all acknowledged: give the queues' memory back (an idle socket stays small)
         sk.rtx_queue = ()
         sk.tsorted = None

@@ -37,8 +37,10 @@ from .sock import (
     SK_PACING_SHIFT,
     TCP_ATO_MIN,
     TCP_CLOSE,
+    TCP_CLOSE_WAIT,
     TCP_DELACK_MAX,
     TCP_DELACK_MIN,
+    TCP_ESTABLISHED,
     TCP_MAX_WSCALE,
     TCP_MIN_MSS,
     TCP_MSS_DEFAULT,
@@ -64,9 +66,13 @@ TCPOLEN_TSTAMP_ALIGNED = 12
 # ---- small queue helpers (queues are created lazily) ----------------------------------------
 
 def tcp_add_write_queue_tail(sk: TcpSock, skb: SKB) -> None:
+    """Queue ``skb``; the first one unsent starts the busy chronograph (``tcp_add_write_queue_tail``)."""
     q = sk.write_queue
     if not q:
         q = sk.write_queue = deque()
+        q.append(skb)
+        tcp_chrono_start(sk, TCP_CHRONO_BUSY)
+        return
     q.append(skb)
 
 
@@ -77,6 +83,44 @@ def tcp_rtx_queue_tail_add(sk: TcpSock, skb: SKB) -> None:
         q = sk.rtx_queue = deque()
     q.append(skb)
     tcp_tsorted_add(sk, skb)
+
+
+# ---- tcp_info chronographs: busy, receive-window limited, send-buffer limited ----------------
+
+TCP_CHRONO_UNSPEC = 0
+TCP_CHRONO_BUSY = 1
+TCP_CHRONO_RWND_LIMITED = 2
+TCP_CHRONO_SNDBUF_LIMITED = 3
+
+
+def tcp_chrono_set(sk: TcpSock, new: int) -> None:
+    """Add the running chronograph's time to its total, start ``new`` (``tcp_chrono_set``);
+    in jiffies as Linux counts them (tcpdive's HZ is 1000)."""
+    now = sk.net.clock.now_us() // 1000
+    old = sk.chrono_type
+    if old == TCP_CHRONO_BUSY:
+        sk.busy_time += now - sk.chrono_start
+    elif old == TCP_CHRONO_RWND_LIMITED:
+        sk.rwnd_limited += now - sk.chrono_start
+    elif old == TCP_CHRONO_SNDBUF_LIMITED:
+        sk.sndbuf_limited += now - sk.chrono_start
+    sk.chrono_start = now
+    sk.chrono_type = new
+
+
+def tcp_chrono_start(sk: TcpSock, type_: int) -> None:
+    """A more interesting chronograph takes over from the running one (``tcp_chrono_start``)."""
+    if type_ > sk.chrono_type:
+        tcp_chrono_set(sk, type_)
+
+
+def tcp_chrono_stop(sk: TcpSock, type_: int) -> None:
+    """``type_`` ended: idle if nothing is queued, else back to busy if it was the running
+    one (``tcp_chrono_stop``)."""
+    if not sk.write_queue and not sk.rtx_queue:
+        tcp_chrono_set(sk, TCP_CHRONO_UNSPEC)
+    elif type_ == sk.chrono_type:
+        tcp_chrono_set(sk, TCP_CHRONO_BUSY)
 
 
 # ---- time stamps --------------------------------------------------------------------------
@@ -608,6 +652,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
     gso_bytes = 0
     now = sk.net.clock.now_us()
     cwnd_quota = quota_left = 0
+    is_rwnd_limited = False
     wnd_end = sk.snd_una + sk.snd_wnd            # tcp_wnd_end: no ACK is taken in this loop
     while q:
         skb = q[0]
@@ -622,9 +667,12 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
                 cwnd_quota = 1
         quota_left -= 1
         if skb.end_seq - (1 if skb.flags & FIN else 0) > wnd_end and skb.data:
-            # does not fit the receive window (tcp_snd_wnd_test): send what fits, if worth it
+            # does not fit the receive window: a TSO skb goes only if its first segment fits
+            # (tcp_snd_wnd_test); the window may then cut it short (tcp_mss_split_point, in
+            # tcp_tso_burst), so inside a burst send what fits
             fits = wnd_end - skb.seq
-            if fits <= 0 or (fits < mss_now and fits < len(skb.data) and sk.packets_out):
+            if fits <= 0 or (not burst and fits < min(len(skb.data), mss_now)):
+                is_rwnd_limited = True
                 break
             tcp_fragment(sk, skb, fits)
         # Nagle only holds back the tail (tcp_nagle_test passes TCP_NAGLE_PUSH otherwise)
@@ -672,6 +720,10 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         tcp_transmit_gso(sk, gso, mss_now, False)
     if burst and sent:
         tcp_lskb_sent(sk, burst_start, sk.snd_nxt)
+    if is_rwnd_limited:
+        tcp_chrono_start(sk, TCP_CHRONO_RWND_LIMITED)
+    else:
+        tcp_chrono_stop(sk, TCP_CHRONO_RWND_LIMITED)
     if sent:
         if sk.icsk_ca_state in (2, 3):           # tcp_in_cwnd_reduction: CWR, Recovery
             sk.prr_out += sent
@@ -705,6 +757,10 @@ def tcp_cwnd_validate(sk: TcpSock, is_cwnd_limited: bool) -> None:
         if (sk.net.sysctl.tcp_slow_start_after_idle
                 and jiffies_round(now - sk.snd_cwnd_stamp) >= sk.icsk_rto):
             tcp_cwnd_application_limited(sk)
+        # all sent, not cwnd limited, the writer out of buffer: send-buffer limited
+        if (not sk.write_queue and sk.sock_nospace
+                and sk.state in (TCP_ESTABLISHED, TCP_CLOSE_WAIT)):
+            tcp_chrono_start(sk, TCP_CHRONO_SNDBUF_LIMITED)
 
 
 def tcp_cwnd_application_limited(sk: TcpSock) -> None:
@@ -815,6 +871,8 @@ def tcp_check_space(sk: TcpSock) -> None:
     if not sk.userlocks & 1 and sk.tcp_packets_in_flight() < sk.snd_cwnd:
         tcp_sndbuf_expand(sk)
     sk_stream_write_space(sk)
+    if not sk.sock_nospace:
+        tcp_chrono_stop(sk, TCP_CHRONO_SNDBUF_LIMITED)
 
 
 def sk_stream_write_space(sk: TcpSock) -> None:

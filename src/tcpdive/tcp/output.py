@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 
 from ..net.netns import NETIF_F_HW_CSUM, NETIF_F_TSO
@@ -23,7 +24,12 @@ from ..packet.tcp import (
     ts_option,
 )
 from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
-from .recovery import tcp_schedule_loss_probe, tcp_tsorted_add, tcp_tsorted_insert_after
+from .recovery import (
+    tcp_schedule_loss_probe,
+    tcp_tsorted_add,
+    tcp_tsorted_del,
+    tcp_tsorted_insert_after,
+)
 from .sock import (
     GSO_LEGACY_MAX_SIZE,
     ICSK_ACK_PUSHED,
@@ -668,10 +674,11 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         quota_left -= 1
         if skb.end_seq - (1 if skb.flags & FIN else 0) > wnd_end and skb.data:
             # does not fit the receive window: a TSO skb goes only if its first segment fits
-            # (tcp_snd_wnd_test); the window may then cut it short (tcp_mss_split_point, in
-            # tcp_tso_burst), so inside a burst send what fits
+            # (tcp_snd_wnd_test). Linux may end it with a short segment at the window edge
+            # (tcp_mss_split_point) and cut what follows into MSS segments from there;
+            # tcpdive's queue is cut into segments once, so it holds that short one back
             fits = wnd_end - skb.seq
-            if fits <= 0 or (not burst and fits < min(len(skb.data), mss_now)):
+            if fits < min(len(skb.data), mss_now):
                 is_rwnd_limited = True
                 break
             tcp_fragment(sk, skb, fits)
@@ -1079,14 +1086,20 @@ def tcp_connect(sk: TcpSock) -> None:
     tcp_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
 
 
-def tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
-    """Send ``skb`` again and mark it retransmitted (``tcp_retransmit_skb``): SACKED_RETRANS,
-    retrans_out, the episode's first-retransmission stamp and the undo count."""
-    err = __tcp_retransmit_skb(sk, skb)
+def tcp_retransmit_skb(sk: TcpSock, skb: SKB, segs: int = 1, idx: int = -1) -> int:
+    """Send ``skb`` again, with up to ``segs`` segments of its Linux skb, and mark them
+    retransmitted (``tcp_retransmit_skb``): SACKED_RETRANS, retrans_out, the episode's
+    first-retransmission stamp and the undo count. ``skb.gso_segs``: how many went."""
+    err = __tcp_retransmit_skb(sk, skb, segs, idx)
+    n = skb.gso_segs
     if not err:
-        if not skb.sacked & TCPCB_SACKED_RETRANS:
-            sk.retrans_out += 1
-        skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
+        q = sk.rtx_queue
+        i = idx if 0 <= idx < len(q) and q[idx] is skb else q.index(skb)
+        for k in range(i, i + n):
+            s = q[k]
+            if not s.sacked & TCPCB_SACKED_RETRANS:
+                sk.retrans_out += 1
+            s.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
     if not sk.retrans_stamp:
         # "save stamp of the first (attempted) retransmit" from the skb's timestamp, which
         # __tcp_transmit_skb has just set to now: the tcp_retries2 / TCP_USER_TIMEOUT clock
@@ -1095,13 +1108,98 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
         sk.retrans_stamp = skb.tstamp // 1000
     if sk.undo_retrans < 0:
         sk.undo_retrans = 0
-    sk.undo_retrans += 1
+    sk.undo_retrans += n
     return err
 
 
-def __tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
+def tcp_rtx_skb_segs(sk: TcpSock, i: int, max_segs: int, mss: int) -> int:
+    """How many MSS skbs from ``rtx_queue[i]`` on Linux holds in one skb with it, at most
+    ``max_segs``: its TSO skb of the first send (``sk.lskb``, as ``tso_fragment`` cut it),
+    less what loss recovery split off (``tcp_fragment`` on a SACK edge, a loss mark or a
+    partial retransmission), seen as a change of scoreboard bits or send time. A reneged
+    SACK can make parts equal again that Linux keeps apart: a known difference."""
+    q = sk.rtx_queue
+    head = q[i]
+    lskb = sk.lskb
+    if max_segs <= 1 or not lskb or not head.data or head.flags & SYN:
+        return 1
+    j = bisect_right(lskb, head.seq)
+    end = lskb[j] if j < len(lskb) else head.end_seq + (1 << 32)
+    sacked = head.sacked
+    tstamp = head.tstamp
+    n = 1
+    prev = head
+    while n < max_segs and i + n < len(q):
+        s = q[i + n]
+        if (s.seq >= end or s.seq != prev.end_seq or not s.data or len(prev.data) != mss
+                or s.sacked != sacked or s.tstamp != tstamp):
+            break
+        prev = s
+        n += 1
+    return n
+
+
+def tcp_lskb_split(sk: TcpSock, seq: int) -> None:
+    """A Linux skb of the retransmit queue is cut at ``seq`` (``tcp_fragment``)."""
+    lskb = sk.lskb
+    if lskb:
+        j = bisect_left(lskb, seq)
+        if j == len(lskb) or lskb[j] != seq:
+            lskb.insert(j, seq)
+
+
+def tcp_retrans_try_collapse(sk: TcpSock, i: int, space: int, mss: int) -> None:
+    """Join the one-segment skbs after the short ``rtx_queue[i]`` into it while they fit in
+    ``space`` and the window: fewer packets on the wire (``tcp_retrans_try_collapse`` /
+    ``tcp_collapse_retrans``). Not over a SACKed skb, a multi-segment one or an EOR mark."""
+    if not sk.net.sysctl.tcp_retrans_collapse:
+        return
+    q = sk.rtx_queue
+    to = q[i]
+    if to.flags & SYN:
+        return
+    space -= len(to.data)
+    wnd_end = tcp_wnd_end(sk)
+    while i + 1 < len(q):
+        nxt = q[i + 1]
+        if (getattr(to, "eor", False) or nxt.sacked & TCPCB_SACKED_ACKED
+                or len(nxt.data) > mss or tcp_rtx_skb_segs(sk, i + 1, 2, mss) > 1):
+            break
+        space -= len(nxt.data)
+        if space < 0 or nxt.end_seq > wnd_end:
+            break
+        to.data += nxt.data
+        to.end_seq = nxt.end_seq
+        to.flags |= nxt.flags                       # PSH/FIN move over
+        to.sacked |= nxt.sacked & TCPCB_EVER_RETRANS
+        if getattr(nxt, "eor", False):
+            to.eor = True
+        # tcp_adjust_pcount: nxt is gone from every count (it cannot be SACKed)
+        sk.packets_out -= 1
+        if nxt.sacked & TCPCB_SACKED_RETRANS:
+            sk.retrans_out -= 1
+        if nxt.sacked & TCPCB_LOST:
+            sk.lost_out -= 1
+        del q[i + 1]
+        tcp_tsorted_del(sk, nxt)
+        lskb = sk.lskb
+        if lskb:
+            j = bisect_left(lskb, nxt.seq)
+            if j < len(lskb) and lskb[j] == nxt.seq:
+                del lskb[j]
+
+
+def __tcp_retransmit_skb(sk: TcpSock, skb: SKB, segs: int = 1, idx: int = -1) -> int:
     """Send ``skb`` again, trimming what was acked (``__tcp_retransmit_skb``); counts it. The
-    loss probe uses it directly: a probe is EVER_RETRANS but not SACKED_RETRANS."""
+    loss probe uses it directly: a probe is EVER_RETRANS but not SACKED_RETRANS.
+
+    tcpdive queues one skb per segment; Linux resends its whole skb, up to ``segs`` segments
+    and the window (cutting it there), as one TSO packet with PSH forced
+    (``tcp_skb_pcount(skb) > 1`` in ``__tcp_transmit_skb``), or a short one collapsed with
+    the next. The MSS skbs that make up that skb (``tcp_rtx_skb_segs``) go together, on a
+    TSO device as one GSO packet; ``skb.gso_segs`` tells how many.
+    """
+    skb.gso_segs = 1
     if skb.seq < sk.snd_una:
         if skb.end_seq <= sk.snd_una:
             return 22
@@ -1111,22 +1209,64 @@ def __tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
             cut -= 1
         skb.data = skb.data[cut:]
         skb.seq = sk.snd_una
-    if sk.state != TCP_SYN_SENT and skb.data and len(skb.data) > tcp_current_mss(sk):
-        # the peer's window or our MSS shrank: resend only the first MSS
-        tcp_fragment_rtx(sk, skb, tcp_current_mss(sk))
-    err = tcp_transmit_skb(sk, skb)
-    if err:
-        sk.net.mib["TcpExtTCPRetransFail"] += 1
-        return err
+    run = [skb]
+    if sk.state != TCP_SYN_SENT and skb.data:
+        cur_mss = tcp_current_mss(sk)
+        avail_wnd = tcp_wnd_end(sk) - skb.seq
+        if avail_wnd <= 0:
+            # out of a shrunk window: only the head goes, as a zero-window probe
+            if skb.seq != sk.snd_una:
+                return -11                          # -EAGAIN
+            avail_wnd = cur_mss
+        len_ = cur_mss * segs
+        if len_ > avail_wnd:
+            len_ = avail_wnd - avail_wnd % cur_mss or avail_wnd
+        q = sk.rtx_queue
+        i = idx if 0 <= idx < len(q) and q[idx] is skb else q.index(skb)
+        whole = tcp_rtx_skb_segs(sk, i, 1 << 16, cur_mss)
+        n = min(whole, max(len_ // cur_mss, 1))
+        if n == 1 and len(skb.data) > min(len_, cur_mss):
+            # the peer's window or our MSS shrank: resend only what fits, one segment
+            tcp_fragment_rtx(sk, skb, min(len_, cur_mss))
+        elif n < whole:
+            tcp_lskb_split(sk, q[i + n - 1].end_seq)
+        elif n == 1 and len(skb.data) < min(avail_wnd, cur_mss):
+            tcp_retrans_try_collapse(sk, i, min(avail_wnd, cur_mss), cur_mss)
+        if n > 1:
+            run = [q[k] for k in range(i, i + n)]
+            skb.gso_segs = n
     net = sk.net
-    net.mib["TcpRetransSegs"] += 1
+    err = 0
+    if len(run) == 1:
+        err = tcp_transmit_skb(sk, skb)
+    elif net.dev_features and net.route_caps(sk.daddr) & NETIF_F_TSO:
+        now = net.clock.now_us()
+        tcp_event_data_sent(sk, now)
+        for s in run:
+            s.tstamp = now
+            sk.tx_count += 1
+            s.tx_seq = sk.tx_count
+        err = tcp_transmit_gso(sk, run, cur_mss, True)
+    else:
+        last = run[-1]
+        for s in run:
+            err = tcp_transmit_skb(sk, s, gso_last=s is last)
+            if err:
+                break
+    n = len(run)
+    for s in run:
+        s.sacked |= TCPCB_EVER_RETRANS      # even if it failed: no RTT sample from it
+    if err:
+        net.mib["TcpExtTCPRetransFail"] += n
+        return err
+    net.mib["TcpRetransSegs"] += n
     if skb.flags & SYN:
         net.mib["TcpExtTCPSynRetrans"] += 1
-    sk.total_retrans += 1
-    sk.bytes_retrans += len(skb.data)
-    skb.sacked |= TCPCB_EVER_RETRANS
-    skb.retrans += 1
-    tcp_tsorted_add(sk, skb)          # tcp_update_skb_after_send: to the tail of tsorted
+    sk.total_retrans += n
+    for s in run:
+        sk.bytes_retrans += len(s.data)
+        s.retrans += 1
+        tcp_tsorted_add(sk, s)          # tcp_update_skb_after_send: to the tail of tsorted
     tp = net.trace.retransmit
     if tp.subs:
         tp.emit(sk, skb, net.clock.now_us())

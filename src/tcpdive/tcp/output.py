@@ -444,9 +444,10 @@ def tcp_event_new_data_sent(sk: TcpSock, skb: SKB) -> None:
 # ``truesize`` overhead on top of the payload), when ``tcp_sendmsg`` needs a new skb (only
 # then are sndbuf and TCP_NOTSENT_LOWAT checked) and which segments a TSO burst takes.
 # ``sk.lskb`` keeps the start sequence of each Linux skb still queued (write + retransmit
-# queues); entries below ``snd_una`` fall off lazily. Splits and merges done by loss
-# recovery on the retransmit queue (tcp_fragment on SACK/retransmit, SACK shifting) are not
-# followed.
+# queues); entries below ``snd_una`` fall off lazily. Of the splits and merges loss recovery
+# does on the retransmit queue, a partial retransmission and tcp_retrans_try_collapse are
+# recorded here; SACK/loss-mark splits show as changes of scoreboard bits or send time
+# (tcp_rtx_skb_segs), and SACK shifting only merges SACKed skbs, which are never resent.
 
 SKB_TRUESIZE_OVERHEAD = 832    # truesize of an empty tcp_stream_alloc_skb() (6.18 x86-64)
 MAX_TCP_HEADER = 192           # L1_CACHE_ALIGN(128 + MAX_HEADER) on 6.18 x86-64: with the

@@ -84,7 +84,7 @@ class NetDevice:
     """A network interface: name, MTU, IPv4 addresses, offload features, the driver's transmit."""
 
     __slots__ = ("name", "mtu", "addrs", "xmit", "net", "up", "tx_packets", "rx_packets",
-                 "tx_bytes", "rx_bytes", "features")
+                 "tx_bytes", "rx_bytes", "features", "qdisc_limit", "qdisc_drops")
 
     def __init__(self, name: str, mtu: int = 1500,
                  xmit: Callable[[bytes, int], None] | None = None) -> None:
@@ -96,6 +96,14 @@ class NetDevice:
         self.up = True
         self.tx_packets = self.rx_packets = self.tx_bytes = self.rx_bytes = 0
         self.features = 0
+        self.qdisc_limit: int | None = None        # root pfifo's packet limit; None: default
+        self.qdisc_drops = 0
+
+    def set_qdisc(self, limit: int | None) -> None:
+        """``tc qdisc add|replace dev NAME root pfifo limit N`` (None: ``tc qdisc del``, back
+        to the default qdisc). The device sends each packet at once, so the queue is empty
+        at every enqueue and only ``limit 0`` drops (``pfifo_enqueue``: qlen < limit)."""
+        self.qdisc_limit = limit
 
     def set_features(self, features: int) -> None:
         """``ethtool -K``: switch offloads (NETIF_F_* bits) on or off (``netdev_update_features``)."""
@@ -482,7 +490,8 @@ class Netns:
 
         ``gso_size``/``gso_segs``/``ip_summed`` describe a TSO packet or a checksum left to
         the device (``OffloadPacket``); its segments take consecutive IP ids
-        (``ip_select_ident_segs``). Returns False (and counts IpOutNoRoutes) when there is no route.
+        (``ip_select_ident_segs``). Returns False when there is no route (counting
+        IpOutNoRoutes) or the device's qdisc dropped it (NET_XMIT_DROP).
         """
         route = self.fib_lookup(daddr)
         if route is None:
@@ -502,23 +511,27 @@ class Netns:
             data = self._nf_run(hooks, data, route.dev)
             if data is None:
                 return True
-        self._dev_queue_xmit(route, daddr, data)
-        return True
+        return self._dev_queue_xmit(route, daddr, data)
 
-    def _dev_queue_xmit(self, route: Route, daddr: int, data: bytes) -> None:
+    def _dev_queue_xmit(self, route: Route, daddr: int, data: bytes) -> bool:
         """POST_ROUTING, then the device; what it cannot offload is done in software first
-        (``validate_xmit_skb``: ``skb_gso_segment``, ``skb_checksum_help``)."""
+        (``validate_xmit_skb``: ``skb_gso_segment``, ``skb_checksum_help``). False if the
+        device's qdisc dropped it at enqueue (NET_XMIT_DROP, a GSO packet as one)."""
         hooks = self.nf_hooks[NF_INET_POST_ROUTING]
         if hooks:
             if type(data) is OffloadPacket:
                 data = skb_checksum_help(data)
             data = self._nf_run(hooks, data, route.dev)
             if data is None:
-                return
+                return True
         dev = route.dev
         if not dev.up or dev.xmit is None:
             self.drop(data, "NETDEV_DOWN")
-            return
+            return True
+        if dev.qdisc_limit is not None and dev.qdisc_limit <= 0:
+            dev.qdisc_drops += 1
+            self.drop(data, "QDISC_DROP")
+            return False
         tp = self.trace.packet
         if type(data) is OffloadPacket:
             feats = dev.features
@@ -526,7 +539,7 @@ class Netns:
                     or (data.ip_summed == CHECKSUM_PARTIAL and not feats & NETIF_F_HW_CSUM)):
                 for seg in skb_gso_segment(data):
                     self._dev_xmit(dev, route.gw or daddr, seg)
-                return
+                return True
             if tp.subs:
                 data = skb_checksum_help(data)       # a capture sees real checksums
         dev.tx_packets += 1
@@ -534,6 +547,7 @@ class Netns:
         if tp.subs:
             tp.emit(self, dev, data, "out", self.clock.now_us())
         dev.xmit(data, route.gw or daddr)
+        return True
 
     def _dev_xmit(self, dev: NetDevice, nexthop: int, data: bytes) -> None:
         dev.tx_packets += 1

@@ -86,10 +86,29 @@ REMOTE_IP = "192.0.2.1"                     # --remote_ip
 BIND_PORT = 8080                            # --bind_port
 CONNECT_PORT = 8080                         # --connect_port
 FIRST_EPHEMERAL_PORT = 48000                # the remote port packetdrill picks for SYNs it injects
+TUN_TX_QUEUE_LEN = 500                      # tun's txqueuelen: pfifo's default limit
 
-# shell steps that are no-ops for tcpdive: it never does TSO/GSO and its device queue is FIFO
-_NOOP_SHELL_PREFIXES = ("ethtool -K tun0", "tc qdisc add dev tun0 root pfifo",
-                        "tc qdisc replace dev tun0 root pfifo", "tc qdisc delete dev tun0 root")
+# shell steps that are no-ops for tcpdive: its tun0 does no TSO/GSO anyway
+_NOOP_SHELL_PREFIXES = ("ethtool -K tun0",)
+_UNSET = object()
+
+
+def _tc_qdisc(text: str) -> int | None | object:
+    """``tc qdisc add|replace|change dev tun0 root pfifo [limit N]`` -> N (the device's
+    tx_queue_len when not given), ``tc qdisc del[ete] dev tun0 root`` -> None (the default
+    qdisc again); ``_UNSET`` for any other command (other qdiscs, devices, handles)."""
+    w = text.split()
+    if w[:2] != ["tc", "qdisc"] or w[3:6] != ["dev", "tun0", "root"]:
+        return _UNSET
+    if w[2] in ("del", "delete") and len(w) == 6:
+        return None
+    if w[2] not in ("add", "replace", "change") or w[6:7] != ["pfifo"]:
+        return _UNSET
+    if len(w) == 7:
+        return TUN_TX_QUEUE_LEN
+    if len(w) == 9 and w[7] == "limit" and w[8].isdigit():
+        return int(w[8])
+    return _UNSET
 
 # packetdrill socket.h states of the socket under test
 SOCKET_INIT = "init"
@@ -191,7 +210,7 @@ def _unsupported_commands(script: Script, defaults_path: str | None) -> list[str
             continue
         eff = analyze_command(c.command, os.path.dirname(script.path), defaults_path)
         for text in eff.unsupported:
-            if text.startswith(_NOOP_SHELL_PREFIXES) and "limit 0" not in text:
+            if text.startswith(_NOOP_SHELL_PREFIXES) or _tc_qdisc(text) is not _UNSET:
                 continue
             bad.append(text)
     return bad
@@ -468,7 +487,11 @@ class Runner:
         eff = analyze_command(cmd.command, os.path.dirname(self.path), self.defaults_path)
         for step in eff.steps:
             if step.kind == "unsupported":
-                if step.text.startswith(_NOOP_SHELL_PREFIXES) and "limit 0" not in step.text:
+                if step.text.startswith(_NOOP_SHELL_PREFIXES):
+                    continue
+                limit = _tc_qdisc(step.text)
+                if limit is not _UNSET:
+                    self.dev.set_qdisc(limit)          # type: ignore[arg-type]
                     continue
                 raise _Stop("ERROR", f"{self.path}:{line}: unsupported shell command: {step.text}")
             for s in step.sysctls if step.kind in ("sysctl", "defaults") else ():

@@ -25,8 +25,11 @@ from . import sock as S
 from .cong import tcp_init_congestion_control
 from .minisocks import tcp_time_wait
 from .output import (
+    TCP_CHRONO_BUSY,
     __tcp_select_window,
     tcp_check_space,
+    tcp_chrono_stop,
+    tcp_current_mss,
     tcp_data_snd_check,
     tcp_fragment_rtx,
     tcp_rearm_rto,
@@ -39,6 +42,7 @@ from .output import (
     tcp_sync_mss,
     tcp_time_stamp_ts,
     tcp_transmit_skb,
+    tcp_tso_segs,
 )
 from .recovery import (
     TCP_RACK_LOSS_DETECTION,
@@ -852,6 +856,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
     elif q and sack_rtt >= 0 and sack_rtt > now - q[0].tstamp:
         flag |= FLAG_SET_XMIT_TIMER     # do not re-arm the RTO for SACKs of data sent later
     if not q:
+        tcp_chrono_stop(sk, TCP_CHRONO_BUSY)
         # all acknowledged: give the queues' memory back (an idle socket stays small)
         sk.rtx_queue = ()
         sk.tsorted = None
@@ -1181,34 +1186,32 @@ def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
     net = sk.net
     mib = "TcpExtTCPFastRetrans" if sk.icsk_ca_state != TCP_CA_Loss else "TcpExtTCPSlowStartRetrans"
     reducing = tcp_in_cwnd_reduction(sk)
-    for skb in _rtx_walk(q):
-        if sk.snd_cwnd - sk.tcp_packets_in_flight() <= 0:
+    max_segs = tcp_tso_segs(sk, tcp_current_mss(sk))
+    i = -1
+    while i + 1 < len(q):
+        # by index (skb_rbtree_walk_from): a retransmission may fragment an skb and insert
+        # its tail right after it, or collapse the next ones into it
+        i += 1
+        skb = q[i]
+        segs = sk.snd_cwnd - sk.tcp_packets_in_flight()
+        if segs <= 0:
             break
         if sk.retrans_out >= sk.lost_out:
             break
         s = skb.sacked
         if not s & TCPCB_LOST or s & (TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS):
             continue
-        if tcp_retransmit_skb(sk, skb):
+        if tcp_retransmit_skb(sk, skb, min(segs, max_segs), i):
             break
-        net.mib[mib] += 1
+        net.mib[mib] += skb.gso_segs
         if reducing:
-            sk.prr_out += 1
+            sk.prr_out += skb.gso_segs
         if skb is head and sk.icsk_pending != S.ICSK_TIME_REO_TIMEOUT:
             rearm = True
     if rearm:
         from .output import tcp_reset_xmit_timer
 
         tcp_reset_xmit_timer(sk, S.ICSK_TIME_RETRANS, sk.icsk_rto)
-
-
-def _rtx_walk(q):
-    """Walk the retransmit queue by index (``skb_rbtree_walk_from``): a retransmission may
-    fragment an skb and insert its tail right after it, which a deque iterator forbids."""
-    i = 0
-    while i < len(q):
-        yield q[i]
-        i += 1
 
 
 def tcp_cwnd_reduction(sk: TcpSock, newly_acked_sacked: int, newly_lost: int, flag: int) -> None:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 
 from ..net.netns import NETIF_F_HW_CSUM, NETIF_F_TSO
@@ -24,7 +25,12 @@ from ..packet.tcp import (
 )
 from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
 from .cong import CA_EVENT_CWND_RESTART, tcp_is_cwnd_limited
-from .recovery import tcp_schedule_loss_probe, tcp_tsorted_add, tcp_tsorted_insert_after
+from .recovery import (
+    tcp_schedule_loss_probe,
+    tcp_tsorted_add,
+    tcp_tsorted_del,
+    tcp_tsorted_insert_after,
+)
 from .sock import (
     GSO_LEGACY_MAX_SIZE,
     ICSK_ACK_PUSHED,
@@ -38,8 +44,10 @@ from .sock import (
     SK_PACING_SHIFT,
     TCP_ATO_MIN,
     TCP_CLOSE,
+    TCP_CLOSE_WAIT,
     TCP_DELACK_MAX,
     TCP_DELACK_MIN,
+    TCP_ESTABLISHED,
     TCP_INIT_CWND,
     TCP_MAX_WSCALE,
     TCP_MIN_MSS,
@@ -67,9 +75,13 @@ TCPOLEN_TSTAMP_ALIGNED = 12
 # ---- small queue helpers (queues are created lazily) ----------------------------------------
 
 def tcp_add_write_queue_tail(sk: TcpSock, skb: SKB) -> None:
+    """Queue ``skb``; the first one unsent starts the busy chronograph (``tcp_add_write_queue_tail``)."""
     q = sk.write_queue
     if not q:
         q = sk.write_queue = deque()
+        q.append(skb)
+        tcp_chrono_start(sk, TCP_CHRONO_BUSY)
+        return
     q.append(skb)
 
 
@@ -80,6 +92,44 @@ def tcp_rtx_queue_tail_add(sk: TcpSock, skb: SKB) -> None:
         q = sk.rtx_queue = deque()
     q.append(skb)
     tcp_tsorted_add(sk, skb)
+
+
+# ---- tcp_info chronographs: busy, receive-window limited, send-buffer limited ----------------
+
+TCP_CHRONO_UNSPEC = 0
+TCP_CHRONO_BUSY = 1
+TCP_CHRONO_RWND_LIMITED = 2
+TCP_CHRONO_SNDBUF_LIMITED = 3
+
+
+def tcp_chrono_set(sk: TcpSock, new: int) -> None:
+    """Add the running chronograph's time to its total, start ``new`` (``tcp_chrono_set``);
+    in jiffies as Linux counts them (tcpdive's HZ is 1000)."""
+    now = sk.net.clock.now_us() // 1000
+    old = sk.chrono_type
+    if old == TCP_CHRONO_BUSY:
+        sk.busy_time += now - sk.chrono_start
+    elif old == TCP_CHRONO_RWND_LIMITED:
+        sk.rwnd_limited += now - sk.chrono_start
+    elif old == TCP_CHRONO_SNDBUF_LIMITED:
+        sk.sndbuf_limited += now - sk.chrono_start
+    sk.chrono_start = now
+    sk.chrono_type = new
+
+
+def tcp_chrono_start(sk: TcpSock, type_: int) -> None:
+    """A more interesting chronograph takes over from the running one (``tcp_chrono_start``)."""
+    if type_ > sk.chrono_type:
+        tcp_chrono_set(sk, type_)
+
+
+def tcp_chrono_stop(sk: TcpSock, type_: int) -> None:
+    """``type_`` ended: idle if nothing is queued, else back to busy if it was the running
+    one (``tcp_chrono_stop``)."""
+    if not sk.write_queue and not sk.rtx_queue:
+        tcp_chrono_set(sk, TCP_CHRONO_UNSPEC)
+    elif type_ == sk.chrono_type:
+        tcp_chrono_set(sk, TCP_CHRONO_BUSY)
 
 
 # ---- time stamps --------------------------------------------------------------------------
@@ -392,9 +442,10 @@ def tcp_event_new_data_sent(sk: TcpSock, skb: SKB) -> None:
 # ``truesize`` overhead on top of the payload), when ``tcp_sendmsg`` needs a new skb (only
 # then are sndbuf and TCP_NOTSENT_LOWAT checked) and which segments a TSO burst takes.
 # ``sk.lskb`` keeps the start sequence of each Linux skb still queued (write + retransmit
-# queues); entries below ``snd_una`` fall off lazily. Splits and merges done by loss
-# recovery on the retransmit queue (tcp_fragment on SACK/retransmit, SACK shifting) are not
-# followed.
+# queues); entries below ``snd_una`` fall off lazily. Of the splits and merges loss recovery
+# does on the retransmit queue, a partial retransmission and tcp_retrans_try_collapse are
+# recorded here; SACK/loss-mark splits show as changes of scoreboard bits or send time
+# (tcp_rtx_skb_segs), and SACK shifting only merges SACKed skbs, which are never resent.
 
 SKB_TRUESIZE_OVERHEAD = 832    # truesize of an empty tcp_stream_alloc_skb() (6.18 x86-64)
 MAX_TCP_HEADER = 192           # L1_CACHE_ALIGN(128 + MAX_HEADER) on 6.18 x86-64: with the
@@ -606,6 +657,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
     gso_bytes = 0
     now = sk.net.clock.now_us()
     cwnd_quota = quota_left = 0
+    is_rwnd_limited = False
     wnd_end = sk.snd_una + sk.snd_wnd            # tcp_wnd_end: no ACK is taken in this loop
     while q:
         skb = q[0]
@@ -620,9 +672,13 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
                 cwnd_quota = 1
         quota_left -= 1
         if skb.end_seq - (1 if skb.flags & FIN else 0) > wnd_end and skb.data:
-            # does not fit the receive window (tcp_snd_wnd_test): send what fits, if worth it
+            # does not fit the receive window: a TSO skb goes only if its first segment fits
+            # (tcp_snd_wnd_test). Linux may end it with a short segment at the window edge
+            # (tcp_mss_split_point) and cut what follows into MSS segments from there;
+            # tcpdive's queue is cut into segments once, so it holds that short one back
             fits = wnd_end - skb.seq
-            if fits <= 0 or (fits < mss_now and fits < len(skb.data) and sk.packets_out):
+            if fits < min(len(skb.data), mss_now):
+                is_rwnd_limited = True
                 break
             tcp_fragment(sk, skb, fits)
         # Nagle only holds back the tail (tcp_nagle_test passes TCP_NAGLE_PUSH otherwise)
@@ -670,6 +726,10 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         tcp_transmit_gso(sk, gso, mss_now, False)
     if burst and sent:
         tcp_lskb_sent(sk, burst_start, sk.snd_nxt)
+    if is_rwnd_limited:
+        tcp_chrono_start(sk, TCP_CHRONO_RWND_LIMITED)
+    else:
+        tcp_chrono_stop(sk, TCP_CHRONO_RWND_LIMITED)
     if sent:
         if sk.icsk_ca_state in (2, 3):           # tcp_in_cwnd_reduction: CWR, Recovery
             sk.prr_out += sent
@@ -701,6 +761,10 @@ def tcp_cwnd_validate(sk: TcpSock, is_cwnd_limited: bool) -> None:
         if (sk.net.sysctl.tcp_slow_start_after_idle
                 and jiffies_round(now - sk.snd_cwnd_stamp) >= sk.icsk_rto):
             tcp_cwnd_application_limited(sk)
+        # all sent, not cwnd limited, the writer out of buffer: send-buffer limited
+        if (not sk.write_queue and sk.sock_nospace
+                and sk.state in (TCP_ESTABLISHED, TCP_CLOSE_WAIT)):
+            tcp_chrono_start(sk, TCP_CHRONO_SNDBUF_LIMITED)
 
 
 def tcp_cwnd_application_limited(sk: TcpSock) -> None:
@@ -806,6 +870,8 @@ def tcp_check_space(sk: TcpSock) -> None:
     if not sk.userlocks & 1 and sk.tcp_packets_in_flight() < sk.snd_cwnd:
         tcp_sndbuf_expand(sk)
     sk_stream_write_space(sk)
+    if not sk.sock_nospace:
+        tcp_chrono_stop(sk, TCP_CHRONO_SNDBUF_LIMITED)
 
 
 def sk_stream_write_space(sk: TcpSock) -> None:
@@ -1012,14 +1078,20 @@ def tcp_connect(sk: TcpSock) -> None:
     tcp_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
 
 
-def tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
-    """Send ``skb`` again and mark it retransmitted (``tcp_retransmit_skb``): SACKED_RETRANS,
-    retrans_out, the episode's first-retransmission stamp and the undo count."""
-    err = __tcp_retransmit_skb(sk, skb)
+def tcp_retransmit_skb(sk: TcpSock, skb: SKB, segs: int = 1, idx: int = -1) -> int:
+    """Send ``skb`` again, with up to ``segs`` segments of its Linux skb, and mark them
+    retransmitted (``tcp_retransmit_skb``): SACKED_RETRANS, retrans_out, the episode's
+    first-retransmission stamp and the undo count. ``skb.gso_segs``: how many went."""
+    err = __tcp_retransmit_skb(sk, skb, segs, idx)
+    n = skb.gso_segs
     if not err:
-        if not skb.sacked & TCPCB_SACKED_RETRANS:
-            sk.retrans_out += 1
-        skb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
+        q = sk.rtx_queue
+        i = idx if 0 <= idx < len(q) and q[idx] is skb else q.index(skb)
+        for k in range(i, i + n):
+            s = q[k]
+            if not s.sacked & TCPCB_SACKED_RETRANS:
+                sk.retrans_out += 1
+            s.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
     if not sk.retrans_stamp:
         # "save stamp of the first (attempted) retransmit" from the skb's timestamp, which
         # __tcp_transmit_skb has just set to now: the tcp_retries2 / TCP_USER_TIMEOUT clock
@@ -1028,13 +1100,98 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
         sk.retrans_stamp = skb.tstamp // 1000
     if sk.undo_retrans < 0:
         sk.undo_retrans = 0
-    sk.undo_retrans += 1
+    sk.undo_retrans += n
     return err
 
 
-def __tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
+def tcp_rtx_skb_segs(sk: TcpSock, i: int, max_segs: int, mss: int) -> int:
+    """How many MSS skbs from ``rtx_queue[i]`` on Linux holds in one skb with it, at most
+    ``max_segs``: its TSO skb of the first send (``sk.lskb``, as ``tso_fragment`` cut it),
+    less what loss recovery split off (``tcp_fragment`` on a SACK edge, a loss mark or a
+    partial retransmission), seen as a change of scoreboard bits or send time. A reneged
+    SACK can make parts equal again that Linux keeps apart: a known difference."""
+    q = sk.rtx_queue
+    head = q[i]
+    lskb = sk.lskb
+    if max_segs <= 1 or not lskb or not head.data or head.flags & SYN:
+        return 1
+    j = bisect_right(lskb, head.seq)
+    end = lskb[j] if j < len(lskb) else head.end_seq + (1 << 32)
+    sacked = head.sacked
+    tstamp = head.tstamp
+    n = 1
+    prev = head
+    while n < max_segs and i + n < len(q):
+        s = q[i + n]
+        if (s.seq >= end or s.seq != prev.end_seq or not s.data or len(prev.data) != mss
+                or s.sacked != sacked or s.tstamp != tstamp):
+            break
+        prev = s
+        n += 1
+    return n
+
+
+def tcp_lskb_split(sk: TcpSock, seq: int) -> None:
+    """A Linux skb of the retransmit queue is cut at ``seq`` (``tcp_fragment``)."""
+    lskb = sk.lskb
+    if lskb:
+        j = bisect_left(lskb, seq)
+        if j == len(lskb) or lskb[j] != seq:
+            lskb.insert(j, seq)
+
+
+def tcp_retrans_try_collapse(sk: TcpSock, i: int, space: int, mss: int) -> None:
+    """Join the one-segment skbs after the short ``rtx_queue[i]`` into it while they fit in
+    ``space`` and the window: fewer packets on the wire (``tcp_retrans_try_collapse`` /
+    ``tcp_collapse_retrans``). Not over a SACKed skb, a multi-segment one or an EOR mark."""
+    if not sk.net.sysctl.tcp_retrans_collapse:
+        return
+    q = sk.rtx_queue
+    to = q[i]
+    if to.flags & SYN:
+        return
+    space -= len(to.data)
+    wnd_end = tcp_wnd_end(sk)
+    while i + 1 < len(q):
+        nxt = q[i + 1]
+        if (getattr(to, "eor", False) or nxt.sacked & TCPCB_SACKED_ACKED
+                or len(nxt.data) > mss or tcp_rtx_skb_segs(sk, i + 1, 2, mss) > 1):
+            break
+        space -= len(nxt.data)
+        if space < 0 or nxt.end_seq > wnd_end:
+            break
+        to.data += nxt.data
+        to.end_seq = nxt.end_seq
+        to.flags |= nxt.flags                       # PSH/FIN move over
+        to.sacked |= nxt.sacked & TCPCB_EVER_RETRANS
+        if getattr(nxt, "eor", False):
+            to.eor = True
+        # tcp_adjust_pcount: nxt is gone from every count (it cannot be SACKed)
+        sk.packets_out -= 1
+        if nxt.sacked & TCPCB_SACKED_RETRANS:
+            sk.retrans_out -= 1
+        if nxt.sacked & TCPCB_LOST:
+            sk.lost_out -= 1
+        del q[i + 1]
+        tcp_tsorted_del(sk, nxt)
+        lskb = sk.lskb
+        if lskb:
+            j = bisect_left(lskb, nxt.seq)
+            if j < len(lskb) and lskb[j] == nxt.seq:
+                del lskb[j]
+
+
+def __tcp_retransmit_skb(sk: TcpSock, skb: SKB, segs: int = 1, idx: int = -1) -> int:
     """Send ``skb`` again, trimming what was acked (``__tcp_retransmit_skb``); counts it. The
-    loss probe uses it directly: a probe is EVER_RETRANS but not SACKED_RETRANS."""
+    loss probe uses it directly: a probe is EVER_RETRANS but not SACKED_RETRANS.
+
+    tcpdive queues one skb per segment; Linux resends its whole skb, up to ``segs`` segments
+    and the window (cutting it there), as one TSO packet with PSH forced
+    (``tcp_skb_pcount(skb) > 1`` in ``__tcp_transmit_skb``), or a short one collapsed with
+    the next. The MSS skbs that make up that skb (``tcp_rtx_skb_segs``) go together, on a
+    TSO device as one GSO packet; ``skb.gso_segs`` tells how many.
+    """
+    skb.gso_segs = 1
     if skb.seq < sk.snd_una:
         if skb.end_seq <= sk.snd_una:
             return 22
@@ -1044,22 +1201,64 @@ def __tcp_retransmit_skb(sk: TcpSock, skb: SKB) -> int:
             cut -= 1
         skb.data = skb.data[cut:]
         skb.seq = sk.snd_una
-    if sk.state != TCP_SYN_SENT and skb.data and len(skb.data) > tcp_current_mss(sk):
-        # the peer's window or our MSS shrank: resend only the first MSS
-        tcp_fragment_rtx(sk, skb, tcp_current_mss(sk))
-    err = tcp_transmit_skb(sk, skb)
-    if err:
-        sk.net.mib["TcpExtTCPRetransFail"] += 1
-        return err
+    run = [skb]
+    if sk.state != TCP_SYN_SENT and skb.data:
+        cur_mss = tcp_current_mss(sk)
+        avail_wnd = tcp_wnd_end(sk) - skb.seq
+        if avail_wnd <= 0:
+            # out of a shrunk window: only the head goes, as a zero-window probe
+            if skb.seq != sk.snd_una:
+                return -11                          # -EAGAIN
+            avail_wnd = cur_mss
+        len_ = cur_mss * segs
+        if len_ > avail_wnd:
+            len_ = avail_wnd - avail_wnd % cur_mss or avail_wnd
+        q = sk.rtx_queue
+        i = idx if 0 <= idx < len(q) and q[idx] is skb else q.index(skb)
+        whole = tcp_rtx_skb_segs(sk, i, 1 << 16, cur_mss)
+        n = min(whole, max(len_ // cur_mss, 1))
+        if n == 1 and len(skb.data) > min(len_, cur_mss):
+            # the peer's window or our MSS shrank: resend only what fits, one segment
+            tcp_fragment_rtx(sk, skb, min(len_, cur_mss))
+        elif n < whole:
+            tcp_lskb_split(sk, q[i + n - 1].end_seq)
+        elif n == 1 and len(skb.data) < min(avail_wnd, cur_mss):
+            tcp_retrans_try_collapse(sk, i, min(avail_wnd, cur_mss), cur_mss)
+        if n > 1:
+            run = [q[k] for k in range(i, i + n)]
+            skb.gso_segs = n
     net = sk.net
-    net.mib["TcpRetransSegs"] += 1
+    err = 0
+    if len(run) == 1:
+        err = tcp_transmit_skb(sk, skb)
+    elif net.dev_features and net.route_caps(sk.daddr) & NETIF_F_TSO:
+        now = net.clock.now_us()
+        tcp_event_data_sent(sk, now)
+        for s in run:
+            s.tstamp = now
+            sk.tx_count += 1
+            s.tx_seq = sk.tx_count
+        err = tcp_transmit_gso(sk, run, cur_mss, True)
+    else:
+        last = run[-1]
+        for s in run:
+            err = tcp_transmit_skb(sk, s, gso_last=s is last)
+            if err:
+                break
+    n = len(run)
+    for s in run:
+        s.sacked |= TCPCB_EVER_RETRANS      # even if it failed: no RTT sample from it
+    if err:
+        net.mib["TcpExtTCPRetransFail"] += n
+        return err
+    net.mib["TcpRetransSegs"] += n
     if skb.flags & SYN:
         net.mib["TcpExtTCPSynRetrans"] += 1
-    sk.total_retrans += 1
-    sk.bytes_retrans += len(skb.data)
-    skb.sacked |= TCPCB_EVER_RETRANS
-    skb.retrans += 1
-    tcp_tsorted_add(sk, skb)          # tcp_update_skb_after_send: to the tail of tsorted
+    sk.total_retrans += n
+    for s in run:
+        sk.bytes_retrans += len(s.data)
+        s.retrans += 1
+        tcp_tsorted_add(sk, s)          # tcp_update_skb_after_send: to the tail of tsorted
     tp = net.trace.retransmit
     if tp.subs:
         tp.emit(sk, skb, net.clock.now_us())

@@ -168,7 +168,7 @@ class TcpSock:
         "data_segs_in", "data_segs_out", "fin_received", "syn_data", "repair", "thin_lto",
         "notsent_lowat", "defer_accept", "cork_pending", "rcv_rtt_us", "rcv_rtt_seq",
         "rcv_rtt_time", "rcvq_space", "rcvq_space_seq", "rcvq_space_time", "scaling_ratio",
-        "chrono_start", "busy_time", "rwnd_limited", "sndbuf_limited", "last_oow_ack_time",
+        "chrono_start", "chrono_type", "busy_time", "rwnd_limited", "sndbuf_limited", "last_oow_ack_time",
         "pred_flags", "pending_events", "challenge_count", "open_time", "owner", "rack_reo_wnd",
         "tlp_high_seq", "tcp_usec_ts", "congestion_name", "ecn_flags", "snd_wnd_probe_stamp",
         "syn_opts", "rcv_mss_seen", "inq_peek", "probe0_backoff_max", "snd_sml",
@@ -338,7 +338,7 @@ class TcpSock:
         self.rcvq_space_seq = 0
         self.rcvq_space_time = 0
         self.scaling_ratio = TCP_DEFAULT_SCALING_RATIO
-        self.chrono_start = 0
+        self.chrono_start = self.chrono_type = 0
         self.busy_time = self.rwnd_limited = self.sndbuf_limited = 0
         self.last_oow_ack_time = 0
         self.pred_flags = 0

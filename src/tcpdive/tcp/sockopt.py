@@ -127,7 +127,21 @@ def tcp_get_info(sk) -> TcpInfo:
     info.tcpi_total_rto = sk.total_rto & 0xFFFF
     info.tcpi_dsack_dups = sk.dsack_dups
     info.tcpi_reord_seen = sk.reord_seen
+    tcp_get_info_chrono_stats(sk, info)
     return info
+
+
+def tcp_get_info_chrono_stats(sk, info: TcpInfo) -> None:
+    """Busy / rwnd-limited / sndbuf-limited time in us, the running chronograph included;
+    busy time is their sum (``tcp_get_info_chrono_stats``)."""
+    run = sk.net.clock.now_us() // 1000 - sk.chrono_start
+    stats = [sk.busy_time, sk.rwnd_limited, sk.sndbuf_limited]
+    if sk.chrono_type:
+        stats[sk.chrono_type - 1] += run
+    stats = [v * 1000 for v in stats]                  # jiffies to us (HZ 1000)
+    info.tcpi_busy_time = sum(stats)
+    info.tcpi_rwnd_limited = stats[1]
+    info.tcpi_sndbuf_limited = stats[2]
 
 
 def _int(value) -> int:

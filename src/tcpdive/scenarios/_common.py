@@ -21,6 +21,11 @@ from . import Options, Result
 _TCP4 = struct.Struct("!HHIIBBH")
 
 
+def _at(t: float | None) -> str:
+    """A virtual time for a claim's evidence: ``+107.52 s``, or ``never``."""
+    return "never" if t is None else f"+{t:.2f} s"
+
+
 def make_world(opts: Options) -> World:
     """A world seeded from the options; ``--pcap``/``--trace`` are honoured by its Recorder."""
     w = World(seed=opts.seed)

@@ -13,7 +13,7 @@ follows from the measured RTO; and a tail loss probe (RFC 8985) goes out before 
 from __future__ import annotations
 
 from . import Options, Result, scenario
-from ._common import Recorder, add_ladder, apply_sysctls, finish, make_world, plot, snapshot
+from ._common import Recorder, _at, add_ladder, apply_sysctls, finish, make_world, plot, snapshot
 
 
 @scenario("orphan-retries", "FIN_WAIT1 retries with tcp_orphan_retries 0 (8 while alive) and 2",
@@ -64,10 +64,10 @@ def run(opts: Options) -> Result:
               any("FIN_WAIT1" in ln and " on (" in ln for ln in z["snap"]),
               next((ln for ln in z["snap"] if "FIN_WAIT1" in ln), ""))
     res.check("tcp_orphan_retries=0 means 8 while alive: ~8 FIN retransmissions, then the socket dies",
-              7 <= z["n"] <= 9 and z["died"] is not None, f"{z['n']} retransmissions, dead at +{z['died']} s")
+              7 <= z["n"] <= 9 and z["died"] is not None, f"{z['n']} retransmissions, dead at {_at(z['died'])}")
     res.check("tcp_orphan_retries=2: gives up after a loss probe and ~2-3 RTO retransmissions "
               "(1.4 s of backoff), much sooner",
               2 <= two["n"] <= 4 and two["died"] is not None and two["died"] < z["died"] / 10,
-              f"{two['n']} retransmissions, dead at +{two['died']} s")
+              f"{two['n']} retransmissions, dead at {_at(two['died'])}")
     res.check("nothing left in netstat afterwards", not any("FIN_WAIT1" in ln for ln in z["end"] + two["end"]))
     return res

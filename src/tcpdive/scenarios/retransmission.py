@@ -24,7 +24,7 @@ import errno
 
 from ..tcp.timer import tcp_model_timeout
 from . import Options, Result, scenario
-from ._common import Recorder, add_ladder, apply_sysctls, finish, make_world, plot, snapshot
+from ._common import Recorder, _at, add_ladder, apply_sysctls, finish, make_world, plot, snapshot
 
 
 @scenario("retransmission", "RTO, 200->400->800 ms backoff, tcp_retries2, SYN retries, app timeouts",
@@ -136,7 +136,7 @@ def run(opts: Options) -> Result:
               any(abs(g - 120) < 0.01 for g in gaps), f"max wait {max(gaps) if gaps else 0:.3f} s")
     res.check(f"tcp_retries2=15 gives up after ~{model:.1f} s (tcp_model_timeout) with ETIMEDOUT",
               dead is not None and abs(dead - model) < 130 and err == errno.ETIMEDOUT,
-              f"dead at +{dead} s after {len(rtx)} retransmissions; tcp_retries1=3 boundary at +{r1:.1f} s")
+              f"dead at {_at(dead)} after {len(rtx)} retransmissions; tcp_retries1=3 boundary at +{r1:.1f} s")
     res.check("SYN retries: 1 s initial RTO kept for 4 more (tcp_syn_linear_timeouts=4), then doubling; "
               "6 + 4 retries, then ETIMEDOUT", sgaps[:5] == [1.0] * 5 and sgaps[5:7] == [2.0, 4.0]
               and len(syn_t) == 11 and rc == errno.ETIMEDOUT,

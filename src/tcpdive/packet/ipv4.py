@@ -52,11 +52,17 @@ def ipv4_is_multicast(addr: int) -> bool:
 
 def ip_build(saddr: int, daddr: int, proto: int, payload: bytes, ttl: int = 64, tos: int = 0,
              ident: int = 0, df: bool = True) -> bytes:
-    """A complete IPv4 datagram: 20-byte header with checksum, then ``payload``."""
+    """A complete IPv4 datagram: 20-byte header with checksum, then ``payload``.
+
+    The checksum is summed from the field values (``ip_send_check``), one pack for the header.
+    """
     tot = IPHDR_LEN + len(payload)
-    hdr = _pack_hdr(0x45, tos, tot, ident & 0xFFFF, IP_DF if df else 0, ttl, proto, 0, saddr, daddr)
-    csum = ip_fast_csum(hdr)
-    return hdr[:10] + csum.to_bytes(2, "big") + hdr[12:] + payload
+    ident &= 0xFFFF
+    frag = IP_DF if df else 0
+    s = (0x4500 + tos + tot + ident + frag + (ttl << 8) + proto
+         + (saddr >> 16) + (saddr & 0xFFFF) + (daddr >> 16) + (daddr & 0xFFFF))
+    check = 0xFFFF - (s % 0xFFFF or 0xFFFF)
+    return _pack_hdr(0x45, tos, tot, ident, frag, ttl, proto, check, saddr, daddr) + payload
 
 
 class IpHdr:
@@ -96,7 +102,12 @@ def ip_parse(data: bytes) -> tuple[int, IpHdr | None]:
     hl = ihl * 4
     if n < hl:
         return IP_HDRERR, None
-    if ip_fast_csum(data[:hl]) != 0:
+    if hl == IPHDR_LEN:
+        # the header's ones'-complement sum from its fields: valid when it is 0 mod 0xffff
+        if ((vihl << 8) + tos + tot_len + ident + frag_off + (ttl << 8) + proto + _check
+                + (saddr >> 16) + (saddr & 0xFFFF) + (daddr >> 16) + (daddr & 0xFFFF)) % 0xFFFF:
+            return IP_CSUMERR, None
+    elif ip_fast_csum(data[:hl]) != 0:
         return IP_CSUMERR, None
     if tot_len > n:
         return IP_TRUNCATED, None

@@ -285,7 +285,7 @@ class Pipe:
     def send(self, pkt: bytes) -> bool:
         """Offer one packet; False if dropped by the filter or a full queue, else True."""
         if type(pkt) is not bytes:
-            if type(pkt) is OffloadPacket:
+            if isinstance(pkt, OffloadPacket):
                 if pkt.gso_size:
                     return self._send_gso(pkt)
                 if self._corrupt:

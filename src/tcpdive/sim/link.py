@@ -342,7 +342,7 @@ class Pipe:
         if p and rng.random() < p:
             when += self._reorder_delay_us
             self.reordered += 1
-        when_us = round(when)
+        when_us = when if type(when) is int else round(when)
         self._call_at_us(when_us, self._arrive_cb, pkt)
         p = self._duplicate
         if p and rng.random() < p:

@@ -537,6 +537,9 @@ class SackState:
         self.sack_delivered = 0
 
 
+_NO_SACK_STATE = SackState(0)
+
+
 def tcp_highest_sack_seq(sk: TcpSock) -> int:
     """Sequence just above the highest SACKed segment, snd_una if none (``tcp_highest_sack_seq``)."""
     if not sk.sacked_out:
@@ -917,7 +920,8 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
     delivered = sk.delivered
     lost = sk.lost
     num_dupack = 0
-    st = SackState(sk.snd_nxt)
+    # only SACK processing writes the tag state; without blocks a shared empty one is read
+    st = SackState(sk.snd_nxt) if sk.rx_opt_sack else _NO_SACK_STATE
     if ack < prior_snd_una:
         if ack < prior_snd_una - sk.max_window:
             if not flag & FLAG_NO_CHALLENGE_ACK:
@@ -1771,7 +1775,8 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
     if ((flags & ~0x08) == ACK and skb.seq == sk.rcv_nxt and skb.ack_seq <= sk.snd_nxt
             and not sk.rx_opt_sack and skb.window << sk.snd_wscale == sk.snd_wnd
             and sk.pred_flags and (not sk.tstamp_ok or sk.saw_tstamp)):
-        if not sk.saw_tstamp or not ts_before(sk.rcv_tsval, sk.ts_recent):
+        # PAWS: the TSval is not older than ts_recent (ts_before, inlined)
+        if not sk.saw_tstamp or ((sk.rcv_tsval - sk.ts_recent) & 0xFFFFFFFF) < 0x80000000:
             if path is not None:
                 path.append("tcp_rcv_established(fast)")
             n = len(skb.data)

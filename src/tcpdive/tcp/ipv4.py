@@ -179,10 +179,16 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
 
 
 def _unwrap_skb(sk: TcpSock, skb: SKB) -> None:
-    seq = unwrap(skb.seq, sk.rcv_nxt)
+    """Wire seq/ack to the unwrapped values nearest rcv_nxt/snd_una (``unwrap``, inlined)."""
+    ref = sk.rcv_nxt
+    d = (skb.seq - ref) & 0xFFFFFFFF
+    seq = ref + d if d < 0x80000000 else ref + d - 0x100000000
     skb.seq = seq
-    skb.end_seq = seq + len(skb.data) + (1 if skb.flags & SYN else 0) + (1 if skb.flags & FIN else 0)
-    skb.ack_seq = unwrap(skb.ack_seq, sk.snd_una)
+    flags = skb.flags
+    skb.end_seq = seq + len(skb.data) + ((flags >> 1) & 1) + (flags & 1)    # SYN, FIN
+    ref = sk.snd_una
+    d = (skb.ack_seq - ref) & 0xFFFFFFFF
+    skb.ack_seq = ref + d if d < 0x80000000 else ref + d - 0x100000000
 
 
 def _no_tcp_socket(net: Netns, skb: SKB) -> None:

@@ -18,6 +18,7 @@ from ..packet.checksum import csum_partial, pseudo_sum
 from ..packet.gso import (
     CHECKSUM_PARTIAL,
     CHECKSUM_UNNECESSARY,
+    CsumPartialPacket,
     OffloadPacket,
     offload_packet,
     skb_checksum_help,
@@ -508,8 +509,12 @@ class Netns:
         self.ip_id = (self.ip_id + (gso_segs if gso_size else 1)) & 0xFFFF
         data = ip_build(saddr, daddr, proto, payload,
                         ttl if ttl is not None else self.sysctl.ip_default_ttl, tos, ident, df)
-        if gso_size or ip_summed:
+        if gso_size:
             data = offload_packet(data, gso_size, gso_segs, ip_summed)
+        elif ip_summed == CHECKSUM_PARTIAL:
+            data = CsumPartialPacket(data)
+        elif ip_summed:
+            data = offload_packet(data, 0, 1, ip_summed)
         self.mib["IpOutRequests"] += 1
         hooks = self.nf_hooks[NF_INET_LOCAL_OUT]
         if hooks:

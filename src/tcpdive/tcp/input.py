@@ -1043,21 +1043,27 @@ def tcp_may_raise_cwnd(sk: TcpSock, flag: int) -> bool:
     return bool(flag & FLAG_DATA_ACKED)
 
 
+_PACING_UNIT = (S.USEC // 100) << 3           # USEC_PER_SEC / 100 (ratios are in %) << 3
+
+
 def tcp_update_pacing_rate(sk: TcpSock) -> None:
     """``sk_pacing_rate`` = mss * max(cwnd, packets_out) / srtt, times tcp_pacing_ss_ratio
     (200 %) while cwnd < ssthresh/2, else tcp_pacing_ca_ratio (120 %)
     (``tcp_update_pacing_rate``). tcpdive does not pace; tcp_tso_autosize reads it to size
     TSO bursts, which decides where Linux puts PSH (see ``tcp_write_xmit``)."""
     sc = sk.net.sysctl
-    rate = sk.mss_cache * ((S.USEC // 100) << 3)
-    if sk.snd_cwnd < sk.snd_ssthresh // 2:
+    cwnd = sk.snd_cwnd
+    rate = sk.mss_cache * _PACING_UNIT
+    if cwnd < sk.snd_ssthresh // 2:
         rate *= sc.tcp_pacing_ss_ratio
     else:
         rate *= sc.tcp_pacing_ca_ratio
-    rate *= max(sk.snd_cwnd, sk.packets_out)
-    if sk.srtt_us:
-        rate //= sk.srtt_us
-    sk.sk_pacing_rate = min(rate, S.SK_MAX_PACING_RATE)
+    packets_out = sk.packets_out
+    rate *= cwnd if cwnd >= packets_out else packets_out
+    srtt = sk.srtt_us
+    if srtt:
+        rate //= srtt
+    sk.sk_pacing_rate = rate if rate < S.SK_MAX_PACING_RATE else S.SK_MAX_PACING_RATE
 
 
 def tcp_cong_control(sk: TcpSock, ack: int, acked_sacked: int, losses: int, flag: int) -> None:

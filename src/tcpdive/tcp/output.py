@@ -612,7 +612,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
     sent = 0
     is_cwnd_limited = False
     q = sk.write_queue
-    max_segs = tcp_tso_segs(sk, mss_now)
+    max_segs = 0      # tcp_tso_segs, asked when a burst could be more than one segment
     burst_start = 0
     burst = 0         # segments left of the TSO skb Linux would be sending (tcpdive: MSS skbs)
     multi = False     # that TSO skb has more than one segment: its last one carries PSH
@@ -647,7 +647,12 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         if len(skb.data) > mss_now:
             tcp_fragment(sk, skb, mss_now)
         if not burst:
-            burst = tcp_tso_burst(sk, mss_now, min(cwnd_quota, max_segs), nonagle)
+            if len(q) == 1 and len(skb.data) <= mss_now:
+                burst = 1                            # a lone segment is a burst of one
+            else:
+                if not max_segs:
+                    max_segs = tcp_tso_segs(sk, mss_now)
+                burst = tcp_tso_burst(sk, mss_now, min(cwnd_quota, max_segs), nonagle)
             multi = burst > 1
             burst_start = skb.seq
         burst -= 1

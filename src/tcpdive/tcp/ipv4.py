@@ -131,7 +131,8 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
             skb.path.append("tcp_add_backlog")
         return
     tcp_v4_do_rcv(sk, skb)
-    _emit_path(net, skb)
+    if skb.path is not None:
+        _emit_path(net, skb)
 
 
 def _emit_path(net: Netns, skb: SKB) -> None:

@@ -18,6 +18,7 @@ from ..packet.checksum import csum_partial, pseudo_sum
 from ..packet.gso import (
     CHECKSUM_PARTIAL,
     CHECKSUM_UNNECESSARY,
+    CsumPartialPacket,
     OffloadPacket,
     offload_packet,
     skb_checksum_help,
@@ -143,6 +144,7 @@ class Netns:
         self.secret = hashlib.blake2b(f"net_secret/{name}/{seed}".encode(), digest_size=16).digest()
         self.devices: dict[str, NetDevice] = {}
         self.routes: list[Route] = []
+        self._fib_cache: dict[int, Route] = {}   # daddr -> route, emptied when routes change
         self.local_addrs: set[int] = set()
         self.nf_hooks: list[list[NfHook]] = [[], [], [], [], []]
         self.dev_features = 0            # union of the devices' features: 0 = no offload anywhere
@@ -206,6 +208,7 @@ class Netns:
         s = ip2int(src) if isinstance(src, str) else src
         self.routes.append(Route(d, plen, self.devices[devname], g, s))
         self.routes.sort(key=lambda r: -r.plen)
+        self._fib_cache.clear()
 
     def add_default_route(self, devname: str, gw: str | int = 0) -> None:
         self.add_route(0, 0, devname, gw)
@@ -218,13 +221,27 @@ class Netns:
         return 0x7F000001
 
     def fib_lookup(self, daddr: int) -> Route | None:
-        """Route for a destination (``fib_lookup``): local addresses go via loopback."""
+        """Route for a destination (``fib_lookup``): local addresses go via loopback.
+
+        Answers are kept per destination until the routes change (the part of Linux's
+        socket dst cache / nexthop cache tcpdive needs: no walk per packet).
+        """
+        r = self._fib_cache.get(daddr)
+        if r is not None:
+            return r
         if daddr in self.local_addrs or (daddr >> 24) == 127:
-            return self._lo_route(daddr)
-        for r in self.routes:
-            if (daddr & r.mask) == r.dst:
-                return r
-        return None
+            r = self._lo_route(daddr)
+        else:
+            for r in self.routes:
+                if (daddr & r.mask) == r.dst:
+                    break
+            else:
+                return None
+        cache = self._fib_cache
+        if len(cache) >= 4096:               # many peers (a SYN flood's spoofed sources)
+            cache.clear()
+        cache[daddr] = r
+        return r
 
     def _lo_route(self, daddr: int) -> Route:
         return Route(daddr, 32, self.lo, 0, daddr)
@@ -365,7 +382,7 @@ class Netns:
 
     def netif_receive_skb(self, dev: NetDevice, data: bytes) -> None:
         """One datagram (maybe a GSO/GRO skb) goes up from ``dev`` (``netif_receive_skb``)."""
-        if type(data) is OffloadPacket:
+        if isinstance(data, OffloadPacket):
             feats = dev.features
             if data.gso_size and not feats & NETIF_F_GRO:
                 for seg in skb_gso_segment(data):
@@ -450,7 +467,7 @@ class Netns:
 
         A GSO packet is cut into its segments first (tcpdive forwards no GSO packets).
         """
-        if type(data) is OffloadPacket and data.gso_size:
+        if isinstance(data, OffloadPacket) and data.gso_size:
             for seg in skb_gso_segment(data):
                 _, siph = ip_parse(seg)
                 if siph is not None:
@@ -501,12 +518,16 @@ class Netns:
         self.ip_id = (self.ip_id + (gso_segs if gso_size else 1)) & 0xFFFF
         data = ip_build(saddr, daddr, proto, payload,
                         ttl if ttl is not None else self.sysctl.ip_default_ttl, tos, ident, df)
-        if gso_size or ip_summed:
+        if gso_size:
             data = offload_packet(data, gso_size, gso_segs, ip_summed)
+        elif ip_summed == CHECKSUM_PARTIAL:
+            data = CsumPartialPacket(data)
+        elif ip_summed:
+            data = offload_packet(data, 0, 1, ip_summed)
         self.mib["IpOutRequests"] += 1
         hooks = self.nf_hooks[NF_INET_LOCAL_OUT]
         if hooks:
-            if type(data) is OffloadPacket:
+            if isinstance(data, OffloadPacket):
                 data = skb_checksum_help(data)
             data = self._nf_run(hooks, data, route.dev)
             if data is None:
@@ -519,7 +540,7 @@ class Netns:
         device's qdisc dropped it at enqueue (NET_XMIT_DROP, a GSO packet as one)."""
         hooks = self.nf_hooks[NF_INET_POST_ROUTING]
         if hooks:
-            if type(data) is OffloadPacket:
+            if isinstance(data, OffloadPacket):
                 data = skb_checksum_help(data)
             data = self._nf_run(hooks, data, route.dev)
             if data is None:
@@ -533,7 +554,7 @@ class Netns:
             self.drop(data, "QDISC_DROP")
             return False
         tp = self.trace.packet
-        if type(data) is OffloadPacket:
+        if isinstance(data, OffloadPacket):
             feats = dev.features
             if ((data.gso_size and not feats & NETIF_F_TSO)
                     or (data.ip_summed == CHECKSUM_PARTIAL and not feats & NETIF_F_HW_CSUM)):
@@ -571,7 +592,7 @@ class Netns:
 
     def _nf_hook_in(self, hooknum: int, data: bytes, dev: NetDevice, iph):
         """Run an input-side hook; re-parse the header if a hook rewrote the datagram (NAT)."""
-        if type(data) is OffloadPacket:
+        if isinstance(data, OffloadPacket):
             data = skb_checksum_help(data)
         out = self._nf_run(self.nf_hooks[hooknum], data, dev)
         if out is None:
@@ -583,14 +604,14 @@ class Netns:
         return out, iph
 
     def _nf_run(self, hooks: list[NfHook], data: bytes, dev: NetDevice) -> bytes | None:
-        gso = data if type(data) is OffloadPacket and data.gso_size else None
+        gso = data if isinstance(data, OffloadPacket) and data.gso_size else None
         for hook in hooks:
             out = hook(self, data, dev.name)
             if out is None:
                 self.drop(data, "NETFILTER_DROP")
                 return None
             data = out
-        if gso is not None and type(data) is not OffloadPacket:
+        if gso is not None and not isinstance(data, OffloadPacket):
             # a hook rewrote a GSO packet (NAT): still one, its checksums now the hook's
             data = offload_packet(bytes(data), gso.gso_size, gso.gso_segs, 0)
         return data

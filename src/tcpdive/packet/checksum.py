@@ -14,10 +14,9 @@ def csum_partial(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
 
     Like Linux's ``csum_partial``; the result is in 0..0xffff with 0 only for all-zero input.
     """
+    v = _from_bytes(data, "big")
     if len(data) & 1:
-        v = _from_bytes(bytes(data) + b"\x00", "big")
-    else:
-        v = _from_bytes(data, "big")
+        v <<= 8                                    # the pad byte
     v += initial
     if v == 0:
         return 0

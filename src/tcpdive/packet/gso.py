@@ -41,8 +41,32 @@ class OffloadPacket(bytes):
     ip_summed = CHECKSUM_NONE
 
 
+class CsumPartialPacket(OffloadPacket):
+    """One segment whose TCP checksum is left to the device; no per-packet attributes."""
+
+    __slots__ = ()
+    ip_summed = CHECKSUM_PARTIAL
+
+
+class CsumUnnecessaryPacket(OffloadPacket):
+    """One segment whose checksum a device has vouched for (receive side)."""
+
+    __slots__ = ()
+    ip_summed = CHECKSUM_UNNECESSARY
+
+
+_CSUM_ONLY = {CHECKSUM_PARTIAL: CsumPartialPacket, CHECKSUM_UNNECESSARY: CsumUnnecessaryPacket}
+
+
 def offload_packet(data: bytes, gso_size: int, gso_segs: int, ip_summed: int) -> OffloadPacket:
-    """``data`` as an ``OffloadPacket`` with these ``skb_shinfo``/``ip_summed`` values."""
+    """``data`` as an ``OffloadPacket`` with these ``skb_shinfo``/``ip_summed`` values.
+
+    Test with ``isinstance``: a single segment comes as a subclass carrying ``ip_summed``.
+    """
+    if not gso_size:
+        cls = _CSUM_ONLY.get(ip_summed)
+        if cls is not None:
+            return cls(data)
     p = OffloadPacket(data)
     if gso_size:
         p.gso_size = gso_size
@@ -90,7 +114,7 @@ def skb_gso_segment(pkt: bytes) -> list[bytes]:
     only on the last; as ``inet_gso_segment``: IP id incremented, lengths and checksums redone.
     A non-GSO offload packet just gets its checksum; plain bytes are returned as they are.
     """
-    if type(pkt) is not OffloadPacket:
+    if not isinstance(pkt, OffloadPacket):
         return [pkt]
     mss = pkt.gso_size
     if not mss:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import struct
 
-from .checksum import csum_fold, csum_partial, pseudo_sum
-
 TCPHDR = struct.Struct("!HHIIBBHHH")   # source, dest, seq, ack_seq, doff<<4, flags, window, check, urg_ptr
 TCPHDR_LEN = 20
 _pack_hdr = TCPHDR.pack
@@ -46,6 +44,11 @@ _MSS = struct.Struct("!BBH")
 _SACK_TS = struct.Struct("!BBBBII")        # sackOK(4,2) then TS(8,10): Linux's SYN layout
 _II = struct.Struct("!II")
 _TS_PREFIX_NOPNOP = b"\x01\x01\x08\x0a"
+TCPOPT_TS_NOPNOP = 0x0101080A               # nop, nop, TS, 10 as one word (TCPOPT_TSTAMP_HDR)
+TS_ALIGNED = struct.Struct("!III")          # that word, TSval, TSecr
+_pack_ts = TS_ALIGNED.pack
+_unpack_ts = TS_ALIGNED.unpack_from
+_from_bytes = int.from_bytes
 _TS_PREFIX_SACKOK = b"\x04\x02\x08\x0a"
 
 
@@ -86,7 +89,7 @@ def syn_options(mss: int, sack: bool, ts: tuple[int, int] | None, wscale: int | 
 
 def ts_option(tsval: int, tsecr: int) -> bytes:
     """The 12-byte aligned timestamp option Linux puts on every non-SYN segment."""
-    return _TS_PREFIX_NOPNOP + _II.pack(tsval & 0xFFFFFFFF, tsecr & 0xFFFFFFFF)
+    return _pack_ts(TCPOPT_TS_NOPNOP, tsval & 0xFFFFFFFF, tsecr & 0xFFFFFFFF)
 
 
 def sack_option(blocks: list[tuple[int, int]] | tuple[tuple[int, int], ...]) -> bytes:
@@ -103,20 +106,28 @@ def tcp_build(saddr: int, daddr: int, sport: int, dport: int, seq: int, ack_seq:
               csum: bool = True) -> bytes:
     """A TCP segment with a correct checksum over the IPv4 pseudo-header (``tcp_transmit_skb``).
 
-    ``csum=False`` leaves the checksum field zero for the device (CHECKSUM_PARTIAL).
+    ``csum=False`` leaves the checksum field zero for the device (CHECKSUM_PARTIAL). The
+    header's share of the sum comes from its field values, so the header is packed once.
     """
     olen = len(options)
     if olen & 3:
         options += b"\x00" * (4 - (olen & 3))      # EOL padding
         olen = len(options)
     doff = (TCPHDR_LEN + olen) >> 2
-    hdr = _pack_hdr(sport, dport, seq & 0xFFFFFFFF, ack_seq & 0xFFFFFFFF, doff << 4, flags,
-                    window, 0, urg_ptr)
-    seg = hdr + options + payload
+    seq &= 0xFFFFFFFF
+    ack_seq &= 0xFFFFFFFF
+    rest = options + payload if payload else options
     if not csum:
-        return seg
-    check = csum_fold(csum_partial(seg, pseudo_sum(saddr, daddr, 6, len(seg))))
-    return seg[:16] + check.to_bytes(2, "big") + seg[18:]
+        return _pack_hdr(sport, dport, seq, ack_seq, doff << 4, flags, window, 0, urg_ptr) + rest
+    n = len(rest)
+    v = _from_bytes(rest, "big")
+    if n & 1:
+        v <<= 8                                     # padded to even length
+    v += (sport + dport + (seq >> 16) + (seq & 0xFFFF) + (ack_seq >> 16) + (ack_seq & 0xFFFF)
+          + (doff << 12) + flags + window + urg_ptr
+          + (saddr >> 16) + (saddr & 0xFFFF) + (daddr >> 16) + (daddr & 0xFFFF) + 6 + TCPHDR_LEN + n)
+    check = 0xFFFF - (v % 0xFFFF or 0xFFFF)
+    return _pack_hdr(sport, dport, seq, ack_seq, doff << 4, flags, window, check, urg_ptr) + rest
 
 
 class TcpOpts:
@@ -147,9 +158,17 @@ def tcp_parse_options(data: bytes, start: int, end: int, syn: bool) -> TcpOpts:
 
     MSS, window scale and sackOK are read only on SYNs and SACK blocks only on non-SYNs, as Linux
     does; ``truncated`` records an option whose length was invalid or ran past the header
-    (Linux ignores the rest of the options and keeps the segment; so do we).
+    (Linux ignores the rest of the options and keeps the segment; so do we). The aligned
+    timestamp alone, on almost every segment, is read in one go (``tcp_parse_aligned_timestamp``).
     """
     o = TcpOpts()
+    if end - start == TCPOLEN_TSTAMP_ALIGNED:
+        word, tsval, tsecr = _unpack_ts(data, start)
+        if word == TCPOPT_TS_NOPNOP:
+            o.saw_tstamp = True
+            o.tsval = tsval
+            o.tsecr = tsecr
+            return o
     i = start
     sack = None
     while i < end:

@@ -285,7 +285,7 @@ class Pipe:
     def send(self, pkt: bytes) -> bool:
         """Offer one packet; False if dropped by the filter or a full queue, else True."""
         if type(pkt) is not bytes:
-            if type(pkt) is OffloadPacket:
+            if isinstance(pkt, OffloadPacket):
                 if pkt.gso_size:
                     return self._send_gso(pkt)
                 if self._corrupt:
@@ -342,7 +342,7 @@ class Pipe:
         if p and rng.random() < p:
             when += self._reorder_delay_us
             self.reordered += 1
-        when_us = round(when)
+        when_us = when if type(when) is int else round(when)
         self._call_at_us(when_us, self._arrive_cb, pkt)
         p = self._duplicate
         if p and rng.random() < p:

@@ -536,6 +536,9 @@ class SackState:
         self.sack_delivered = 0
 
 
+_NO_SACK_STATE = SackState(0)
+
+
 def tcp_highest_sack_seq(sk: TcpSock) -> int:
     """Sequence just above the highest SACKed segment, snd_una if none (``tcp_highest_sack_seq``)."""
     if not sk.sacked_out:
@@ -926,7 +929,8 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
     delivered = sk.delivered
     lost = sk.lost
     num_dupack = 0
-    st = SackState(sk.snd_nxt)
+    # only SACK processing writes the tag state; without blocks a shared empty one is read
+    st = SackState(sk.snd_nxt) if sk.rx_opt_sack else _NO_SACK_STATE
     if ack < prior_snd_una:
         if ack < prior_snd_una - sk.max_window:
             if not flag & FLAG_NO_CHALLENGE_ACK:
@@ -1042,21 +1046,27 @@ def tcp_may_raise_cwnd(sk: TcpSock, flag: int) -> bool:
     return bool(flag & FLAG_DATA_ACKED)
 
 
+_PACING_UNIT = (S.USEC // 100) << 3           # USEC_PER_SEC / 100 (ratios are in %) << 3
+
+
 def tcp_update_pacing_rate(sk: TcpSock) -> None:
     """``sk_pacing_rate`` = mss * max(cwnd, packets_out) / srtt, times tcp_pacing_ss_ratio
     (200 %) while cwnd < ssthresh/2, else tcp_pacing_ca_ratio (120 %)
     (``tcp_update_pacing_rate``). tcpdive does not pace; tcp_tso_autosize reads it to size
     TSO bursts, which decides where Linux puts PSH (see ``tcp_write_xmit``)."""
     sc = sk.net.sysctl
-    rate = sk.mss_cache * ((S.USEC // 100) << 3)
-    if sk.snd_cwnd < sk.snd_ssthresh // 2:
+    cwnd = sk.snd_cwnd
+    rate = sk.mss_cache * _PACING_UNIT
+    if cwnd < sk.snd_ssthresh // 2:
         rate *= sc.tcp_pacing_ss_ratio
     else:
         rate *= sc.tcp_pacing_ca_ratio
-    rate *= max(sk.snd_cwnd, sk.packets_out)
-    if sk.srtt_us:
-        rate //= sk.srtt_us
-    sk.sk_pacing_rate = min(rate, S.SK_MAX_PACING_RATE)
+    packets_out = sk.packets_out
+    rate *= cwnd if cwnd >= packets_out else packets_out
+    srtt = sk.srtt_us
+    if srtt:
+        rate //= srtt
+    sk.sk_pacing_rate = rate if rate < S.SK_MAX_PACING_RATE else S.SK_MAX_PACING_RATE
 
 
 def tcp_cong_control(sk: TcpSock, ack: int, acked_sacked: int, losses: int, flag: int) -> None:
@@ -1770,7 +1780,8 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
     if ((flags & ~0x08) == ACK and skb.seq == sk.rcv_nxt and skb.ack_seq <= sk.snd_nxt
             and not sk.rx_opt_sack and skb.window << sk.snd_wscale == sk.snd_wnd
             and sk.pred_flags and (not sk.tstamp_ok or sk.saw_tstamp)):
-        if not sk.saw_tstamp or not ts_before(sk.rcv_tsval, sk.ts_recent):
+        # PAWS: the TSval is not older than ts_recent (ts_before, inlined)
+        if not sk.saw_tstamp or ((sk.rcv_tsval - sk.ts_recent) & 0xFFFFFFFF) < 0x80000000:
             if path is not None:
                 path.append("tcp_rcv_established(fast)")
             n = len(skb.data)

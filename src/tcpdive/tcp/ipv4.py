@@ -86,39 +86,46 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
         mib["TcpInErrs"] += 1
         net.drop(data, "TCP_HDR_LEN")
         return
-    seg = data[off:] if off else data
+    saddr = iph.saddr
+    daddr = iph.daddr
     gso_size = 0
-    if type(data) is OffloadPacket:
+    if type(data) is bytes:
+        summed = 0
+    elif isinstance(data, OffloadPacket):
         gso_size = data.gso_size
         summed = data.ip_summed
     else:
         summed = 0
-    if not summed and csum_partial(seg, pseudo_sum(iph.saddr, iph.daddr, IPPROTO_TCP, n)) != 0xFFFF:
+    # the sum runs over the whole datagram: ip_rcv checked that the IP header sums to 0xffff,
+    # and its length is a multiple of 4, so it adds nothing mod 0xffff (no copy of the segment)
+    if not summed and csum_partial(data, pseudo_sum(saddr, daddr, IPPROTO_TCP, n)) != 0xFFFF:
         mib["TcpInCsumErrors"] += 1
         mib["TcpInErrs"] += 1
         net.drop(data, "TCP_CSUM")
         return
     mib["TcpInSegs"] += 1
-    skb = SKB(seq, 0, flags, seg[doff:] if doff < n else b"")
+    hdr_end = off + doff
+    skb = SKB(seq, 0, flags, data[hdr_end:] if doff < n else b"")
     skb.ack_seq = ack_seq
     skb.window = window
-    skb.saddr = iph.saddr
-    skb.daddr = iph.daddr
+    skb.saddr = saddr
+    skb.daddr = daddr
     skb.sport = sport
     skb.dport = dport
     skb.doff = doff >> 2
     skb.urg_ptr = urg
     skb.tos = iph.tos
-    skb.opts = tcp_parse_options(seg, TCPHDR_LEN, doff, bool(flags & SYN)) if doff > TCPHDR_LEN else None
+    skb.opts = (tcp_parse_options(data, off + TCPHDR_LEN, hdr_end, bool(flags & SYN))
+                if doff > TCPHDR_LEN else None)
     if gso_size:
         skb.gso_size = gso_size
         skb.gso_segs = data.gso_segs
     if net.trace.path.subs:
         skb.path = ["ip_rcv", "ip_local_deliver", "tcp_v4_rcv"]
     hi = net.tcp_hashinfo
-    sk = hi.ehash.get((iph.daddr, dport, iph.saddr, sport))
+    sk = hi.ehash.get((daddr, dport, saddr, sport))
     if sk is None:
-        sk = hi.lookup_listener(iph.daddr, dport, iph.saddr, sport)
+        sk = hi.lookup_listener(daddr, dport, saddr, sport)
         if sk is None:
             _no_tcp_socket(net, skb)
             return
@@ -139,7 +146,8 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
             skb.path.append("tcp_add_backlog")
         return
     tcp_v4_do_rcv(sk, skb)
-    _emit_path(net, skb)
+    if skb.path is not None:
+        _emit_path(net, skb)
 
 
 def _emit_path(net: Netns, skb: SKB) -> None:
@@ -185,10 +193,16 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
 
 
 def _unwrap_skb(sk: TcpSock, skb: SKB) -> None:
-    seq = unwrap(skb.seq, sk.rcv_nxt)
+    """Wire seq/ack to the unwrapped values nearest rcv_nxt/snd_una (``unwrap``, inlined)."""
+    ref = sk.rcv_nxt
+    d = (skb.seq - ref) & 0xFFFFFFFF
+    seq = ref + d if d < 0x80000000 else ref + d - 0x100000000
     skb.seq = seq
-    skb.end_seq = seq + len(skb.data) + (1 if skb.flags & SYN else 0) + (1 if skb.flags & FIN else 0)
-    skb.ack_seq = unwrap(skb.ack_seq, sk.snd_una)
+    flags = skb.flags
+    skb.end_seq = seq + len(skb.data) + ((flags >> 1) & 1) + (flags & 1)    # SYN, FIN
+    ref = sk.snd_una
+    d = (skb.ack_seq - ref) & 0xFFFFFFFF
+    skb.ack_seq = ref + d if d < 0x80000000 else ref + d - 0x100000000
 
 
 def _no_tcp_socket(net: Netns, skb: SKB) -> None:

@@ -18,6 +18,8 @@ from ..packet.tcp import (
     PSH,
     RST,
     SYN,
+    TCPOPT_TS_NOPNOP,
+    TS_ALIGNED,
     sack_option,
     syn_options,
     tcp_build,
@@ -67,6 +69,7 @@ from .sock import (
 )
 
 MAX_TCP_OPTION_SPACE = 40
+_pack_ts = TS_ALIGNED.pack
 TCPOLEN_SACK_BASE_ALIGNED = 4
 TCPOLEN_SACK_PERBLOCK = 8
 TCPOLEN_TSTAMP_ALIGNED = 12
@@ -207,9 +210,14 @@ def tcp_select_initial_window(sk: TcpSock, space: int, mss: int, wscale_ok: bool
 def __tcp_select_window(sk: TcpSock) -> int:
     """The window we would like to offer now (``__tcp_select_window``): never shrinks it."""
     mss = sk.ack_rcv_mss
-    free_space = tcp_space(sk)
-    allowed_space = tcp_full_space(sk)
-    full_space = min(sk.window_clamp, allowed_space)
+    ratio = sk.scaling_ratio
+    rcvbuf = sk.sk_rcvbuf
+    # tcp_space(), tcp_full_space()
+    free_space = ((rcvbuf - sk.rcv_queue_bytes - sk.ofo_bytes) * ratio) >> TCP_RMEM_TO_WIN_SCALE
+    allowed_space = (rcvbuf * ratio) >> TCP_RMEM_TO_WIN_SCALE
+    full_space = sk.window_clamp
+    if allowed_space < full_space:
+        full_space = allowed_space
     if mss > full_space:
         mss = full_space
         if mss <= 0:
@@ -238,7 +246,8 @@ def __tcp_select_window(sk: TcpSock) -> int:
 def tcp_select_window(sk: TcpSock) -> int:
     """Window field for an outgoing non-SYN segment; updates rcv_wnd/rcv_wup (``tcp_select_window``)."""
     old_win = sk.rcv_wnd
-    cur_win = sk.tcp_receive_window()
+    rcv_nxt = sk.rcv_nxt
+    cur_win = sk.rcv_wup + old_win - rcv_nxt      # tcp_receive_window()
     new_win = __tcp_select_window(sk)
     wscale = sk.rcv_wscale
     if new_win < cur_win:
@@ -247,11 +256,12 @@ def tcp_select_window(sk: TcpSock) -> int:
         unit = 1 << wscale
         new_win = (cur_win + unit - 1) // unit * unit
     sk.rcv_wnd = new_win
-    sk.rcv_wup = sk.rcv_nxt
+    sk.rcv_wup = rcv_nxt
     if not wscale and sk.net.sysctl.tcp_workaround_signed_windows:
-        new_win = min(new_win, MAX_TCP_WINDOW)
-    else:
-        new_win = min(new_win, 0xFFFF << wscale)
+        if new_win > MAX_TCP_WINDOW:
+            new_win = MAX_TCP_WINDOW
+    elif new_win > 0xFFFF << wscale:
+        new_win = 0xFFFF << wscale
     new_win >>= wscale
     if new_win == 0:
         sk.pred_flags = 0
@@ -269,8 +279,12 @@ def tcp_established_options(sk: TcpSock) -> bytes:
     opts = b""
     size = 0
     if sk.tstamp_ok:
-        opts = ts_option(tcp_time_stamp_ts(sk), sk.ts_recent)
+        opts = _pack_ts(TCPOPT_TS_NOPNOP,                        # tcp_time_stamp_ts()
+                        (sk.net.clock.now_us() // 1000 + sk.tsoffset) & 0xFFFFFFFF,
+                        sk.ts_recent & 0xFFFFFFFF)
         size = TCPOLEN_TSTAMP_ALIGNED
+        if not sk.sack_ok:
+            return opts
     if sk.sack_ok and (sk.num_sacks or sk.dsack):
         remaining = MAX_TCP_OPTION_SPACE - size
         n = min(sk.num_sacks + sk.dsack,
@@ -647,7 +661,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
     sent = 0
     is_cwnd_limited = False
     q = sk.write_queue
-    max_segs = tcp_tso_segs(sk, mss_now)
+    max_segs = 0      # tcp_tso_segs, asked when a burst could be more than one segment
     burst_start = 0
     burst = 0         # segments left of the TSO skb Linux would be sending (tcpdive: MSS skbs)
     multi = False     # that TSO skb has more than one segment: its last one carries PSH
@@ -687,7 +701,12 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         if len(skb.data) > mss_now:
             tcp_fragment(sk, skb, mss_now)
         if not burst:
-            burst = tcp_tso_burst(sk, mss_now, min(cwnd_quota, max_segs), nonagle)
+            if len(q) == 1 and len(skb.data) <= mss_now:
+                burst = 1                            # a lone segment is a burst of one
+            else:
+                if not max_segs:
+                    max_segs = tcp_tso_segs(sk, mss_now)
+                burst = tcp_tso_burst(sk, mss_now, min(cwnd_quota, max_segs), nonagle)
             multi = burst > 1
             burst_start = skb.seq
         burst -= 1

@@ -7,8 +7,6 @@ source against the 6.18 list.
 
 from __future__ import annotations
 
-from collections import Counter
-
 # Counters nstat shows even at zero with -a; anything else appears once bumped.
 KNOWN = (
     "IpInReceives", "IpInHdrErrors", "IpInAddrErrors", "IpForwDatagrams", "IpInUnknownProtos",
@@ -50,8 +48,13 @@ NSTAT_HIDDEN = frozenset(("IpForwarding", "IpDefaultTTL", "TcpRtoAlgorithm", "Tc
                           "TcpRtoMax", "TcpMaxConn", "TcpCurrEstab"))
 
 
-class Mib(Counter):
-    """Counter of MIB values; ``mib["TcpInSegs"] += 1`` on hot paths, ``nstat()`` to read."""
+class Mib(dict):
+    """MIB values by nstat name, missing ones 0; ``mib["TcpInSegs"] += 1`` on hot paths (a plain
+    dict store: ``collections.Counter`` would route each through a Python-level method),
+    ``nstat()`` to read."""
+
+    def __missing__(self, key: str) -> int:
+        return 0
 
     def nstat(self, all_: bool = False, pattern: str | None = None) -> list[tuple[str, int]]:
         """Counters in nstat's order (Ip, Icmp, Tcp, Udp, TcpExt...), non-zero unless ``all_``."""

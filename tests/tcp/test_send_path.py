@@ -71,3 +71,25 @@ def test_sndbuf_expand_counts_worst_case_skbs() -> None:
         sk.snd_cwnd = 10
         tcp_sndbuf_expand(sk)
         assert sk.sk_sndbuf == want, mss
+
+
+def test_sack_blocks_shrink_segments_without_runts() -> None:
+    # Queued as 1448-byte skbs beyond the initial cwnd of 10; then a SACK block is to be
+    # reported, so tcp_current_mss is 12 bytes smaller (NOP,NOP + 10). Linux cuts its TSO skbs
+    # at multiples of that MSS and grows a short head from the next skb (tcp_grow_skb): the wire
+    # is full 1436-byte segments and one tail, never 1436 + 12 pairs
+    n = Net(delay=0.005)
+    cs, ss, _ls = n.connect_pair()
+    n.run_for(0.1)
+    sk = cs.sk
+    before = len(n.segs)
+    cs.send(b"z" * (30 * 1448))
+    assert len(sk.write_queue) == 20 and {len(s.data) for s in sk.write_queue} == {1448}
+    sk.num_sacks = 1
+    sk.selective_acks = [(sk.rcv_nxt + 1000, sk.rcv_nxt + 2000)]
+    n.run_for(0.5)
+    seen: set[int] = set()
+    data = [s for s in n.segs[before:] if s.host == "client" and s.len
+            and not (s.seq in seen or seen.add(s.seq))]          # first transmissions
+    assert [s.len for s in data[10:]] == [1436] * 20 + [20 * 12]
+    assert all("sack" in s.opts for s in data[10:])

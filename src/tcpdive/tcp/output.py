@@ -698,8 +698,11 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         # Nagle only holds back the tail (tcp_nagle_test passes TCP_NAGLE_PUSH otherwise)
         if q[-1] is skb and not tcp_nagle_test(sk, skb, mss_now, nonagle):
             break
-        if len(skb.data) > mss_now:
+        n = len(skb.data)
+        if n > mss_now:
             tcp_fragment(sk, skb, mss_now)
+        elif n < mss_now and len(q) > 1 and n:
+            tcp_grow_skb(sk, skb, mss_now - n)
         if not burst:
             if len(q) == 1 and len(skb.data) <= mss_now:
                 burst = 1                            # a lone segment is a burst of one
@@ -827,6 +830,40 @@ def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
     delta = jiffies_round(sk.net.clock.now_us() - sk.lsndtime)
     if delta > sk.icsk_rto:
         tcp_cwnd_restart(sk, delta)
+
+
+def tcp_grow_skb(sk: TcpSock, skb: SKB, amount: int) -> None:
+    """Move up to ``amount`` bytes of the next unsent skb into the head one (``tcp_grow_skb``).
+
+    Linux's skbs are TSO-sized and cut at multiples of the current MSS, then a short head is
+    grown from the next skb, so a changed MSS (SACK blocks taking option room) gives full
+    segments; tcpdive's MSS skbs get the same wire. Not past an EOR skb (tcp_skb_can_collapse).
+    """
+    q = sk.write_queue
+    nxt = q[1]
+    if getattr(skb, "eor", False) or skb.flags & FIN:
+        return
+    data = nxt.data
+    k = min(amount, len(data))
+    if k <= 0:
+        return
+    skb.data += data[:k]
+    skb.end_seq += k
+    lskb = sk.lskb                         # the Linux skb that began at nxt now begins k later
+    if lskb and nxt.seq in lskb:
+        i = lskb.index(nxt.seq)
+        if nxt.seq + k >= (lskb[i + 1] if i + 1 < len(lskb) else sk.write_seq):
+            del lskb[i]
+        else:
+            lskb[i] = nxt.seq + k
+    if k == len(data):                     # next eaten whole (tcp_eat_one_skb)
+        skb.flags |= nxt.flags
+        skb.end_seq = nxt.end_seq
+        skb.eor = getattr(nxt, "eor", False)
+        del q[1]
+    else:
+        nxt.data = data[k:]
+        nxt.seq += k
 
 
 def tcp_fragment(sk: TcpSock, skb: SKB, len_: int) -> None:

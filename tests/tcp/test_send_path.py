@@ -93,3 +93,24 @@ def test_sack_blocks_shrink_segments_without_runts() -> None:
             and not (s.seq in seen or seen.add(s.seq))]          # first transmissions
     assert [s.len for s in data[10:]] == [1436] * 20 + [20 * 12]
     assert all("sack" in s.opts for s in data[10:])
+
+
+def test_qdisc_drop_enters_cwr_and_probes() -> None:
+    # tc qdisc ... pfifo limit 0: every packet is dropped at enqueue; __tcp_transmit_skb sees
+    # NET_XMIT_DROP, calls tcp_enter_cwr (ssthresh = cwnd * 0.7 for CUBIC, CA state CWR) and
+    # tcp_write_xmit stops; the probe timer retries every TCP_RESOURCE_PROBE_INTERVAL (500 ms)
+    n = Net(delay=0.005)
+    cs, ss, _ls = n.connect_pair()
+    n.run_for(0.1)
+    sk = cs.sk
+    dev = n.dev(n.c)
+    dev.set_qdisc(0)
+    before = len(n.segs)
+    cs.send(b"q" * 5000)
+    assert sk.icsk_ca_state == 2 and sk.snd_ssthresh == 7      # TCP_CA_CWR; 10*717 >> 10
+    assert dev.qdisc_drops == 1 and len(n.segs) == before and sk.packets_out == 0
+    n.run_for(1.2)
+    assert dev.qdisc_drops == 3                                     # at +0.5 s and +1.0 s
+    dev.set_qdisc(None)
+    n.run_for(0.6)
+    assert ss.recv(10000) == b"q" * 5000

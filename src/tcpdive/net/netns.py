@@ -12,6 +12,7 @@ import random
 import struct
 from collections import deque
 from collections.abc import Callable
+from errno import EHOSTUNREACH
 
 from ..ktime import Clock, KTimer
 from ..packet.checksum import csum_partial, pseudo_sum
@@ -51,6 +52,10 @@ NF_INET_LOCAL_OUT = 3
 NF_INET_POST_ROUTING = 4
 
 # netdev features (NETIF_F_*), as ``ethtool -k`` shows them; all off unless a driver sets them
+# dev_queue_xmit's answer (include/linux/netdevice.h)
+NET_XMIT_SUCCESS = 0
+NET_XMIT_DROP = 1            # the qdisc dropped it
+
 NETIF_F_HW_CSUM = 0x1        # tx-checksumming: TCP checksum left to the device
 NETIF_F_RXCSUM = 0x2         # rx-checksumming: the device vouches for received checksums
 NETIF_F_TSO = 0x4            # tcp-segmentation-offload: GSO packets handed to the device
@@ -502,18 +507,19 @@ class Netns:
 
     def ip_output(self, saddr: int, daddr: int, proto: int, payload: bytes, tos: int = 0,
                   ttl: int | None = None, df: bool = True, gso_size: int = 0, gso_segs: int = 1,
-                  ip_summed: int = 0) -> bool:
+                  ip_summed: int = 0) -> int:
         """Build and send one datagram (``ip_queue_xmit`` / ``ip_build_and_send_pkt``).
 
         ``gso_size``/``gso_segs``/``ip_summed`` describe a TSO packet or a checksum left to
         the device (``OffloadPacket``); its segments take consecutive IP ids
-        (``ip_select_ident_segs``). Returns False when there is no route (counting
-        IpOutNoRoutes) or the device's qdisc dropped it (NET_XMIT_DROP).
+        (``ip_select_ident_segs``). Returns as Linux: 0 (NET_XMIT_SUCCESS, also when a
+        netfilter hook stole or dropped it), -EHOSTUNREACH without a route (IpOutNoRoutes), or
+        NET_XMIT_DROP (1) when the device's qdisc dropped it.
         """
         route = self.fib_lookup(daddr)
         if route is None:
             self.mib["IpOutNoRoutes"] += 1
-            return False
+            return -EHOSTUNREACH
         ident = (self.ip_id + 1) & 0xFFFF
         self.ip_id = (self.ip_id + (gso_segs if gso_size else 1)) & 0xFFFF
         data = ip_build(saddr, daddr, proto, payload,
@@ -531,28 +537,28 @@ class Netns:
                 data = skb_checksum_help(data)
             data = self._nf_run(hooks, data, route.dev)
             if data is None:
-                return True
+                return NET_XMIT_SUCCESS
         return self._dev_queue_xmit(route, daddr, data)
 
-    def _dev_queue_xmit(self, route: Route, daddr: int, data: bytes) -> bool:
+    def _dev_queue_xmit(self, route: Route, daddr: int, data: bytes) -> int:
         """POST_ROUTING, then the device; what it cannot offload is done in software first
-        (``validate_xmit_skb``: ``skb_gso_segment``, ``skb_checksum_help``). False if the
-        device's qdisc dropped it at enqueue (NET_XMIT_DROP, a GSO packet as one)."""
+        (``validate_xmit_skb``: ``skb_gso_segment``, ``skb_checksum_help``). NET_XMIT_DROP if
+        the device's qdisc dropped it at enqueue (a GSO packet as one), else NET_XMIT_SUCCESS."""
         hooks = self.nf_hooks[NF_INET_POST_ROUTING]
         if hooks:
             if isinstance(data, OffloadPacket):
                 data = skb_checksum_help(data)
             data = self._nf_run(hooks, data, route.dev)
             if data is None:
-                return True
+                return NET_XMIT_SUCCESS
         dev = route.dev
         if not dev.up or dev.xmit is None:
             self.drop(data, "NETDEV_DOWN")
-            return True
+            return NET_XMIT_SUCCESS
         if dev.qdisc_limit is not None and dev.qdisc_limit <= 0:
             dev.qdisc_drops += 1
             self.drop(data, "QDISC_DROP")
-            return False
+            return NET_XMIT_DROP
         tp = self.trace.packet
         if isinstance(data, OffloadPacket):
             feats = dev.features
@@ -560,7 +566,7 @@ class Netns:
                     or (data.ip_summed == CHECKSUM_PARTIAL and not feats & NETIF_F_HW_CSUM)):
                 for seg in skb_gso_segment(data):
                     self._dev_xmit(dev, route.gw or daddr, seg)
-                return True
+                return NET_XMIT_SUCCESS
             if tp.subs:
                 data = skb_checksum_help(data)       # a capture sees real checksums
         dev.tx_packets += 1
@@ -568,7 +574,7 @@ class Netns:
         if tp.subs:
             tp.emit(self, dev, data, "out", self.clock.now_us())
         dev.xmit(data, route.gw or daddr)
-        return True
+        return NET_XMIT_SUCCESS
 
     def _dev_xmit(self, dev: NetDevice, nexthop: int, data: bytes) -> None:
         dev.tx_packets += 1

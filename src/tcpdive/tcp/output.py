@@ -345,10 +345,9 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     skb.tstamp = now
     sk.tx_count += 1
     skb.tx_seq = sk.tx_count
-    if not net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None,
-                         ip_summed=summed):
-        return 113   # EHOSTUNREACH: no route
-    return 0
+    err = net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None,
+                        ip_summed=summed)
+    return tcp_xmit_err(sk, err) if err else 0
 
 
 def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool) -> int:
@@ -378,10 +377,21 @@ def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool) -> i
     sk.data_segs_out += n
     sk.segs_out += n
     net.mib["TcpOutSegs"] += n
-    if not net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None,
-                         gso_size=mss_now if n > 1 else 0, gso_segs=n, ip_summed=summed):
-        return 113
-    return 0
+    err = net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None,
+                        gso_size=mss_now if n > 1 else 0, gso_segs=n, ip_summed=summed)
+    return tcp_xmit_err(sk, err) if err else 0
+
+
+def tcp_xmit_err(sk: TcpSock, err: int) -> int:
+    """IP did not send it: a local drop (NET_XMIT_DROP > 0) is congestion, so cwnd is reduced
+    (``tcp_enter_cwr`` in ``__tcp_transmit_skb``); no route (-EHOSTUNREACH) is not. Returns a
+    positive value for tcpdive's callers (NET_XMIT_DROP, or the errno)."""
+    if err > 0:
+        from .input import tcp_enter_cwr  # input imports this module; a rare path
+
+        tcp_enter_cwr(sk)
+        return err
+    return -err
 
 
 def tcp_event_data_sent(sk: TcpSock, now: int) -> None:

@@ -55,7 +55,7 @@ from .recovery import (
     tcp_schedule_loss_probe,
     tcp_tsorted_del,
 )
-from .rtt import tcp_ack_update_rtt
+from .rtt import FLAG_ACK_MAYBE_DELAYED, tcp_ack_update_rtt
 from .sock import (
     ICSK_ACK_NOW,
     ICSK_ACK_PUSHED,
@@ -940,6 +940,8 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
         if sk.rx_opt_sack:
             flag |= tcp_sacktag_write_queue(sk, ack, prior_snd_una, st)
             tcp_count_delivered(sk, st.sack_delivered)
+            if st.sack_delivered:
+                sk.delivered_mstamp = now     # tcp_rate_gen
             flag, rexmit = tcp_fastretrans_alert(sk, prior_snd_una, 0, flag)
             tcp_xmit_recovery(sk, rexmit)
         return 0
@@ -979,10 +981,21 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
             tcp_process_tlp_ack(sk, ack, flag)
         return 1
     prior_delivered = delivered
+    prior_sacked = sk.sacked_out
     cflag, acked, seq_rtt, sack_rtt, ca_rtt = tcp_clean_rtx_queue(sk, prior_fack, prior_snd_una,
                                                                    st)
     flag |= cflag
-    ca_rtt = tcp_ack_update_rtt(sk, seq_rtt, sack_rtt, ca_rtt, bool(flag & FLAG_ACKED))
+    if (seq_rtt >= 0 and acked == 1 and sk.sack_ok and not prior_sacked
+            and (not sk.rtx_queue or sk.rtx_queue[0].seq >= sk.snd_una)
+            and sk.snd_una - prior_snd_una < sk.mss_cache
+            and sk.delivered_mstamp <= now - seq_rtt
+            and not flag & (FLAG_CA_ALERT | FLAG_SYN_ACKED)):
+        # tcp_clean_rtx_queue: one lone runt, fully acked, no SACK or CE, and nothing else
+        # delivered since it was sent (rs->prior_delivered + 1 == delivered): maybe delayed
+        flag |= FLAG_ACK_MAYBE_DELAYED
+    if sk.delivered != delivered:
+        sk.delivered_mstamp = now             # tcp_rate_gen
+    ca_rtt = tcp_ack_update_rtt(sk, seq_rtt, sack_rtt, ca_rtt, bool(flag & FLAG_ACKED), flag)
     if flag & FLAG_ACKED and sk.ca is not None:
         sk.ca.pkts_acked(sk, acked, ca_rtt)
     tcp_rack_update_reo_wnd(sk, prior_delivered)
@@ -1007,11 +1020,16 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
 def tcp_ack_probe(sk: TcpSock) -> None:
     """An ACK with nothing in flight (``tcp_ack_probe``): if the window now takes the head of
     the write queue, stop probing (tcp_data_snd_check sends it); else re-arm the zero-window
-    probe from this ACK, base << backoff."""
+    probe from this ACK, base << backoff, no later than TCP_USER_TIMEOUT allows."""
     q = sk.write_queue
     if not q:
         return
-    from .output import inet_csk_clear_xmit_timer, tcp_probe0_when, tcp_reset_xmit_timer
+    from .output import (
+        inet_csk_clear_xmit_timer,
+        tcp_clamp_probe0_to_user_timeout,
+        tcp_probe0_when,
+        tcp_reset_xmit_timer,
+    )
 
     if q[0].end_seq <= sk.snd_una + sk.snd_wnd:
         sk.icsk_backoff = 0
@@ -1019,7 +1037,8 @@ def tcp_ack_probe(sk: TcpSock) -> None:
         if sk.icsk_pending == S.ICSK_TIME_PROBE0:
             inet_csk_clear_xmit_timer(sk)
     else:
-        tcp_reset_xmit_timer(sk, S.ICSK_TIME_PROBE0, tcp_probe0_when(sk, S.TCP_RTO_MAX))
+        when = tcp_clamp_probe0_to_user_timeout(sk, tcp_probe0_when(sk, S.TCP_RTO_MAX))
+        tcp_reset_xmit_timer(sk, S.ICSK_TIME_PROBE0, when)
 
 
 def tcp_ack_is_dubious(sk: TcpSock, flag: int) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..ktime import HZ, USEC_PER_JIFFY
+from .minmax import Minmax
 from .sock import TCP_RTO_MAX, TCP_RTO_MIN, TcpSock, jiffies_round, tcp_time_stamp_ts
 
 
@@ -68,11 +70,39 @@ def tcp_rtt_tsopt_us(sk: TcpSock, min_delta: int) -> int:
     return -1
 
 
+FLAG_ACK_MAYBE_DELAYED = 0x10000     # tcp_input.c: likely a delayed ACK, skip its min_rtt sample
+FLAG_SYN_ACKED = 0x10
+
+
+def tcp_update_rtt_min(sk: TcpSock, rtt_us: int, flag: int) -> None:
+    """Feed the windowed min-RTT filter (``tcp_update_rtt_min``): window tcp_min_rtt_wlen s in
+    jiffies, time tcp_jiffies32; a sample above the current min from a likely delayed ACK is
+    skipped. ``sk.min_rtt_us`` mirrors ``tcp_min_rtt()`` (0 here where Linux has ~0U)."""
+    if flag & FLAG_ACK_MAYBE_DELAYED and sk.min_rtt_us and rtt_us > sk.min_rtt_us:
+        return
+    win = sk.net.sysctl.tcp_min_rtt_wlen * HZ
+    now_j = sk.net.clock.now_us() // USEC_PER_JIFFY
+    meas = rtt_us or USEC_PER_JIFFY              # 0 counts as one jiffy (jiffies_to_usecs(1))
+    m = sk.rtt_min
+    if m is None or type(m) is int:
+        # Memory: while the filter is one reset sample (tcp_init_sock's ~0U always resets at
+        # the first), rtt_min keeps only its jiffy and min_rtt_us its value; a Minmax is made
+        # when a sample neither resets it (minmax_running_min's first test) nor is the first.
+        if m is None or meas <= sk.min_rtt_us or now_j - m > win:
+            sk.rtt_min = now_j
+            sk.min_rtt_us = meas
+            return
+        sk.rtt_min = m = Minmax(m, sk.min_rtt_us)
+    sk.min_rtt_us = m.running_min(win, now_j, meas)
+
+
 def tcp_ack_update_rtt(sk: TcpSock, seq_rtt_us: int, sack_rtt_us: int = -1,
-                       ca_rtt_us: int | None = None, acked: bool = True) -> int:
+                       ca_rtt_us: int | None = None, acked: bool = True,
+                       flag: int = FLAG_SYN_ACKED) -> int:
     """One sample per ACK (``tcp_ack_update_rtt``): ACK timing (Karn), else SACK, else now - TSecr
-    if new data is acked (RFC 7323 RTTM); resets the backoff (RFC 6298 5.7). Returns the CC
-    sample (``rs->rtt_us``) or -1. Knowingly differs: min_rtt is a plain, not windowed, minimum."""
+    if new data is acked (RFC 7323 RTTM); feeds the min-RTT filter, resets the backoff (RFC 6298
+    5.7). Returns the CC sample (``rs->rtt_us``) or -1. ``flag``: tcp_ack's FLAG_* bits (the
+    default, FLAG_SYN_ACKED, is the handshake's sample of ``tcp_synack_rtt_meas``)."""
     if ca_rtt_us is None:
         ca_rtt_us = seq_rtt_us
     if seq_rtt_us < 0:
@@ -81,9 +111,7 @@ def tcp_ack_update_rtt(sk: TcpSock, seq_rtt_us: int, sack_rtt_us: int = -1,
         seq_rtt_us = ca_rtt_us = tcp_rtt_tsopt_us(sk, 1)
     if seq_rtt_us < 0:
         return ca_rtt_us
-    m = ca_rtt_us or 1000                 # 0 counts as one jiffy (jiffies_to_usecs(1))
-    if sk.min_rtt_us == 0 or m < sk.min_rtt_us:
-        sk.min_rtt_us = m
+    tcp_update_rtt_min(sk, ca_rtt_us, flag)
     tcp_rtt_estimator(sk, seq_rtt_us)
     tcp_set_rto(sk)
     sk.icsk_backoff = 0

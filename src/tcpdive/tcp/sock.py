@@ -153,7 +153,7 @@ class TcpSock:
         # RTT / RTO
         "srtt_us", "mdev_us", "mdev_max_us", "rttvar_us", "rtt_seq", "retrans_stamp",
         "rcv_tstamp", "lsndtime", "tcp_mstamp", "total_retrans", "total_rto", "undo_marker",
-        "rack_mstamp", "rack_rtt_us", "min_rtt_us",
+        "rack_mstamp", "rack_rtt_us", "min_rtt_us", "rtt_min", "delivered_mstamp",
         # congestion control
         "snd_cwnd", "snd_ssthresh", "snd_cwnd_cnt", "snd_cwnd_stamp", "prior_cwnd",
         "packets_out", "retrans_out", "sacked_out", "lost_out", "ca", "ca_priv", "reordering",
@@ -287,6 +287,8 @@ class TcpSock:
         self.rack_rtt_us = 0
         self.rack_reo_wnd = 0
         self.min_rtt_us = 0
+        self.rtt_min = None           # min-RTT filter: None, a lone sample's jiffy, or a Minmax
+        self.delivered_mstamp = 0     # us of the last ACK that delivered data (tcp_rate_gen)
         self.sk_pacing_rate = SK_MAX_PACING_RATE  # sock_init_data: ~0UL until a rate is set
         self.lskb = None
         self.sock_nospace = False

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from ..ktime import HZ, USEC_PER_JIFFY
 from . import sock as S
 from .sock import (
     ICSK_ACK_TIMER,
@@ -115,6 +116,26 @@ def tcp_write_timeout(sk: TcpSock) -> bool:
     return False
 
 
+def tcp_rtx_probe0_timed_out(sk: TcpSock, rtx_delta: int) -> bool:
+    """Give up an RTO-driven zero-window probe? (``tcp_rtx_probe0_timed_out``, Linux 6.6+).
+
+    ``rtx_delta``: ms since the first retransmission (else the head's last send). Dead when
+    the peer was silent for TCP_RTO_MAX*2 = 240 s (from the expiring timer's deadline to
+    rcv_tstamp) *and* we have retransmitted that long; TCP_USER_TIMEOUT lowers that bound
+    and, once rtx_delta exceeds it, kills regardless of ACKs.
+    """
+    user_timeout = sk.icsk_user_timeout
+    timeout = (TCP_RTO_MAX * 2) // USEC_PER_JIFFY            # jiffies
+    if user_timeout:
+        if rtx_delta > user_timeout:
+            return True
+        timeout = min(timeout, user_timeout * HZ // 1000)    # msecs_to_jiffies
+    rcv_delta = sk.icsk_timeout // USEC_PER_JIFFY - sk.rcv_tstamp // USEC_PER_JIFFY
+    if rcv_delta <= timeout:
+        return False
+    return rtx_delta * HZ // 1000 > timeout
+
+
 def tcp_retransmit_timer(sk: TcpSock) -> None:
     """The RTO fired: retransmit the head, back off, maybe give up (``tcp_retransmit_timer``)."""
     from .input import tcp_enter_loss
@@ -126,9 +147,10 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
     skb = sk.rtx_queue[0]
     if (not sk.snd_wnd and not sk.dead
             and sk.state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV)):
-        # the receiver shrank its window to zero: our retransmits are window probes
-        now_ms = net.clock.now_us() // 1000
-        if now_ms - sk.rcv_tstamp // 1000 > TCP_RTO_MAX // 1000:
+        # the receiver shrank its window to zero: our retransmits are window probes, which
+        # die only when both the peer and our retransmissions have been silent too long
+        rtx_delta = net.clock.now_us() // 1000 - (sk.retrans_stamp or skb.tstamp // 1000)
+        if tcp_rtx_probe0_timed_out(sk, rtx_delta):
             tcp_write_err(sk)
             return
         tcp_enter_loss(sk)
@@ -160,7 +182,9 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
 
 
 def tcp_probe_timer(sk: TcpSock) -> None:
-    """Zero-window probe timer (``tcp_probe_timer``): give up only for orphans or user timeout."""
+    """Zero-window probe timer (``tcp_probe_timer``, Linux 6.6+): unanswered probes give up
+    after tcp_retries2 (orphans: tcp_orphan_retries); TCP_USER_TIMEOUT counts from the first
+    probe (icsk_probes_tstamp) whether or not the peer answers. Any ACK zeroes probes_out."""
     from .output import tcp_send_probe0
 
     if sk.packets_out or not sk.write_queue:

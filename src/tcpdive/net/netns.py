@@ -19,7 +19,6 @@ from ..packet.checksum import csum_partial, pseudo_sum
 from ..packet.gso import (
     CHECKSUM_PARTIAL,
     CHECKSUM_UNNECESSARY,
-    CsumPartialPacket,
     OffloadPacket,
     offload_packet,
     skb_checksum_help,
@@ -524,12 +523,8 @@ class Netns:
         self.ip_id = (self.ip_id + (gso_segs if gso_size else 1)) & 0xFFFF
         data = ip_build(saddr, daddr, proto, payload,
                         ttl if ttl is not None else self.sysctl.ip_default_ttl, tos, ident, df)
-        if gso_size:
+        if gso_size or ip_summed:
             data = offload_packet(data, gso_size, gso_segs, ip_summed)
-        elif ip_summed == CHECKSUM_PARTIAL:
-            data = CsumPartialPacket(data)
-        elif ip_summed:
-            data = offload_packet(data, 0, 1, ip_summed)
         self.mib["IpOutRequests"] += 1
         hooks = self.nf_hooks[NF_INET_LOCAL_OUT]
         if hooks:
@@ -569,11 +564,7 @@ class Netns:
                 return NET_XMIT_SUCCESS
             if tp.subs:
                 data = skb_checksum_help(data)       # a capture sees real checksums
-        dev.tx_packets += 1
-        dev.tx_bytes += len(data)
-        if tp.subs:
-            tp.emit(self, dev, data, "out", self.clock.now_us())
-        dev.xmit(data, route.gw or daddr)
+        self._dev_xmit(dev, route.gw or daddr, data)
         return NET_XMIT_SUCCESS
 
     def _dev_xmit(self, dev: NetDevice, nexthop: int, data: bytes) -> None:

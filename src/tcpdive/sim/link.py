@@ -305,8 +305,7 @@ class Pipe:
             t: float = now
         else:
             txq = self._txq
-            while txq and txq[0][0] <= now:
-                self._txq_bytes -= txq.popleft()[1]
+            self._txq_expire(now)
             limit_bytes = self._qlimit_bytes
             if len(txq) >= self._qlimit or (
                 limit_bytes is not None and self._txq_bytes + size > limit_bytes
@@ -368,8 +367,7 @@ class Pipe:
             t: float = now
         else:
             txq = self._txq
-            while txq and txq[0][0] <= now:
-                self._txq_bytes -= txq.popleft()[1]
+            self._txq_expire(now)
             limit_bytes = self._qlimit_bytes
             if len(txq) + n > self._qlimit or (
                 limit_bytes is not None and self._txq_bytes + wire > limit_bytes
@@ -414,11 +412,14 @@ class Pipe:
 
     def backlog(self) -> tuple[int, int]:
         """Packets and bytes in the transmit queue now (waiting or being serialized)."""
-        now = self._now_us()
+        self._txq_expire(self._now_us())
+        return len(self._txq), self._txq_bytes
+
+    def _txq_expire(self, now: int) -> None:
+        """Forget what has finished serializing by ``now``."""
         txq = self._txq
         while txq and txq[0][0] <= now:
             self._txq_bytes -= txq.popleft()[1]
-        return len(txq), self._txq_bytes
 
     def counters(self) -> dict[str, int]:
         """A snapshot of the counters."""

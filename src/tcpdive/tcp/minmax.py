@@ -14,8 +14,7 @@ class Minmax:
     __slots__ = ("t0", "v0", "t1", "v1", "t2", "v2")
 
     def __init__(self, t: int, meas: int) -> None:
-        self.t0 = self.t1 = self.t2 = t
-        self.v0 = self.v1 = self.v2 = meas
+        self.reset(t, meas)
 
     def get(self) -> int:
         """``minmax_get``: the current windowed minimum."""

@@ -392,6 +392,16 @@ class Socket:
             raise oserror(E.EINPROGRESS)
         self._run_blocking(self._aconnect_wait())
 
+    def disconnect(self) -> None:
+        """connect() to an AF_UNSPEC address (``__inet_stream_connect`` -> ``tcp_disconnect``,
+        ``__udp_disconnect``): TCP aborts (RST if the peer knows us) and may connect or listen
+        again; UDP forgets its peer."""
+        self._check_open()
+        if self.is_tcp:
+            tcp_disconnect(self.sk)
+        else:
+            self.sk.disconnect()
+
     def connect_ex(self, addr: tuple) -> int:
         try:
             self.connect(addr)

@@ -532,6 +532,7 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
         sk.saddr = sk.rcv_saddr
     sk.daddr = daddr
     sk.dport = dport
+    sk.mss_clamp = S.TCP_MSS_DEFAULT
     tcp_set_state(sk, S.TCP_SYN_SENT)
     try:
         net.tcp_hashinfo.inet_hash_connect(sk)

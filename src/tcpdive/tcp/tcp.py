@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..errors import EAGAIN, EINVAL, ENOTCONN, EPIPE, oserror
+from ..errors import EAGAIN, ECONNRESET, EINVAL, ENOTCONN, EPIPE, oserror
 from ..packet.tcp import ACK, FIN, PSH
 from ..skb import SKB
 from . import sock as S
@@ -43,6 +43,7 @@ MSG_EOR = 0x80
 MSG_TRUNC = 0x20
 
 SOCK_BINDPORT_LOCK = 0x8
+SOCK_BINDADDR_LOCK = 0x4
 SOCK_SNDBUF_LOCK = 0x1
 SOCK_RCVBUF_LOCK = 0x2
 
@@ -212,6 +213,11 @@ def tcp_sendmsg(sk: TcpSock, data: bytes | memoryview, flags: int = 0) -> int:
                 chunk = bytes(data[copied:copied + min(mss_now, left)])
                 skb = SKB(sk.write_seq, sk.write_seq + len(chunk), ACK, chunk)
                 skb.eor = False
+                if tail is not None and tail_len > 0 and tail.flags & PSH:
+                    # still Linux's tail skb (a sent head cut off, the rest refilled up to
+                    # size_goal): its PSH stays with the skb's end, which moves on
+                    tail.flags &= ~PSH
+                    skb.flags |= PSH
                 tcp_add_write_queue_tail(sk, skb)
                 q = sk.write_queue
             sk.write_seq += len(chunk)
@@ -380,26 +386,79 @@ def tcp_need_reset(state: int) -> bool:
 
 
 def tcp_disconnect(sk: TcpSock) -> None:
-    """Abort: RST if the peer knows us, then CLOSE (``tcp_disconnect``)."""
+    """Abort to a fresh CLOSE socket that may connect or listen again (``tcp_disconnect``).
+
+    RST if the peer knows us (ECONNRESET on the socket, also for an aborted SYN_SENT); queues,
+    timers, RTT estimator, congestion state, counters and the peer's options (``rx_opt``, which
+    holds TCP_MAXSEG too) are reset; a later connect() starts its ISN past the old window
+    (``write_seq + max_window + 2``) instead of a fresh secure one, as Linux does.
+    """
     old = sk.state
     if old == S.TCP_LISTEN:
         inet_csk_listen_stop(sk)
     elif tcp_need_reset(old) or (sk.snd_nxt != sk.write_seq and old in (S.TCP_CLOSING, S.TCP_LAST_ACK)):
         tcp_send_active_reset(sk)
-        sk.sk_err = 104
-    tcp_set_state(sk, S.TCP_CLOSE)
+        sk.sk_err = ECONNRESET
+    elif old == S.TCP_SYN_SENT:
+        sk.sk_err = ECONNRESET
+    if old != S.TCP_CLOSE:
+        tcp_set_state(sk, S.TCP_CLOSE)
     tcp_clear_xmit_timers(sk)
-    _input.tcp_write_queue_purge(sk)
     sk.receive_queue = ()
     sk.rcv_queue_bytes = 0
+    sk.copied_seq = sk.rcv_nxt
+    sk.urg_data = 0
+    _input.tcp_write_queue_purge(sk)
     sk.ofo_queue = ()
     sk.ofo_bytes = 0
+    sk.dport = 0
+    if not sk.userlocks & SOCK_BINDADDR_LOCK:
+        sk.saddr = sk.rcv_saddr = 0                    # inet_reset_saddr
     sk.sk_shutdown = 0
     sk.done = False
-    sk.write_seq = 0
+    sk.srtt_us = sk.rttvar_us = sk.mdev_max_us = 0
+    sk.mdev_us = S.TCP_TIMEOUT_INIT
+    sk.rcv_rtt_us = 0
+    sk.write_seq = (sk.write_seq + sk.max_window + 2) & 0xFFFFFFFF or 1
     sk.icsk_backoff = 0
     sk.icsk_retransmits = 0
-    sk.srtt_us = sk.mdev_us = sk.rttvar_us = 0
+    sk.icsk_probes_out = 0
+    sk.icsk_probes_tstamp = 0
+    sk.icsk_rto = S.TCP_TIMEOUT_INIT
+    sk.icsk_delack_max = S.TCP_DELACK_MAX
+    sk.snd_ssthresh = S.TCP_INFINITE_SSTHRESH
+    sk.snd_cwnd = S.TCP_INIT_CWND
+    sk.snd_cwnd_cnt = 0
+    sk.is_cwnd_limited = False
+    sk.max_packets_out = 0
+    sk.window_clamp = 0
+    sk.delivered = 0
+    sk.ca = sk.ca_priv = None                          # re-initialised by the next connect
+    sk.icsk_ca_state = S.TCP_CA_Open
+    sk.is_sack_reneg = False
+    sk.retrans_out = sk.lost_out = sk.sacked_out = sk.packets_out = 0   # tcp_clear_retrans
+    sk.undo_marker = 0
+    sk.undo_retrans = -1
+    sk.total_retrans = 0
+    sk.ack_pending = sk.ack_quick = sk.ack_pingpong = 0  # inet_csk_delack_init
+    sk.ack_ato = sk.ack_timeout = sk.ack_lrcvtime = sk.ack_last_seg_size = 0
+    sk.ack_rcv_mss = S.TCP_MIN_MSS
+    # memset(&tp->rx_opt, 0): the peer's options and our TCP_MAXSEG
+    sk.tstamp_ok = sk.sack_ok = sk.wscale_ok = sk.saw_tstamp = False
+    sk.snd_wscale = sk.rcv_wscale = 0
+    sk.ts_recent = sk.ts_recent_stamp = sk.rcv_tsval = sk.rcv_tsecr = 0
+    sk.user_mss = sk.mss_clamp = 0
+    sk.dsack = sk.num_sacks = 0
+    sk.bytes_sent = sk.bytes_acked = sk.bytes_received = sk.bytes_retrans = 0
+    sk.segs_in = sk.segs_out = sk.data_segs_in = sk.data_segs_out = 0
+    sk.duplicate_sack = None
+    sk.dsack_dups = sk.reord_seen = 0
+    sk.tlp_high_seq = 0
+    sk.last_oow_ack_time = 0
+    sk.app_limited = 0xFFFFFFFF
+    sk.rack_mstamp = sk.rack_last_delivered = sk.rack_reo_wnd_persist = 0
+    sk.rack_advanced = sk.rack_dsack_seen = False
+    sk.rack_reo_wnd_steps = 1
     sk_wake(sk)
 
 

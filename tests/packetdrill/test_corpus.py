@@ -1,5 +1,10 @@
-"""Linux's packetdrill TCP corpus against tcpdive: per-directory pass counts must not fall
-below the recorded baseline (tests/packetdrill/corpus_baseline.json, counts only).
+"""Linux's packetdrill TCP corpus against tcpdive: per directory, the number of scripts where
+tcpdive does what Linux 6.18 does must not fall below the recorded baseline
+(tests/packetdrill/corpus_baseline.json, counts only).
+
+"Does what Linux does" (tiers.tsv beside the corpus holds the real kernel's results): the
+script passes on both, or it fails on both at the same script line -- a script written for an
+older kernel is followed the way Linux 6.18 follows it, not the way it was written.
 
 The corpus is third-party GPLv2 data, read in place from ../shared/packetdrill/tcp (or
 $TCPDIVE_PACKETDRILL_CORPUS); the test is skipped when it is absent.  Refresh the baseline
@@ -11,6 +16,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -24,10 +30,40 @@ BASELINE = HERE / "corpus_baseline.json"
 CORPUS = Path(os.environ.get("TCPDIVE_PACKETDRILL_CORPUS",
                              (corpus_root() or Path("/nonexistent")) / "tcp"))
 DEFAULTS = CORPUS.parent / "defaults.sh"
+TIERS = CORPUS.parent / "tiers.tsv"
+
+
+def _linux_results() -> dict[str, tuple[str, int | None]]:
+    """script -> (Linux 6.18 verdict, line of its first error) from tiers.tsv."""
+    out: dict[str, tuple[str, int | None]] = {}
+    if not TIERS.is_file():
+        return out
+    for row in TIERS.read_text().splitlines()[1:]:
+        f = row.split("\t")
+        if len(f) < 4:
+            continue
+        m = re.search(r"\.pkt:(\d+):", f[4]) if len(f) > 4 else None
+        out[f[0]] = (f[3], int(m.group(1)) if m else None)
+    return out
+
+
+def agrees_with_linux(verdict: str, reason: str, linux: tuple[str, int | None] | None) -> bool:
+    """tcpdive's verdict on a script is Linux 6.18's: both pass, or both fail at one line."""
+    if linux is None:
+        return verdict == "PASS"
+    lverdict, lline = linux
+    if lverdict.startswith("PASS"):
+        return verdict == "PASS"
+    if lverdict == "FAIL" and verdict in ("FAIL", "ERROR") and lline is not None:
+        m = re.search(r"\.pkt:(\d+):", reason)
+        return m is not None and int(m.group(1)) == lline
+    return False
 
 
 def _run_corpus() -> tuple[dict[str, list[int]], list[str]]:
-    counts: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    """Per directory: [passed, failed, skipped, agrees with Linux]; and one line per script."""
+    counts: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
+    linux = _linux_results()
     lines = []
     for path in collect_scripts([str(CORPUS)]):
         rel = os.path.relpath(path, CORPUS)
@@ -42,7 +78,9 @@ def _run_corpus() -> tuple[dict[str, list[int]], list[str]]:
             c[1] += 1
         assert res.verdict in ("PASS", "FAIL", "ERROR", "SKIP")
         assert res.verdict == "PASS" or res.reason, rel
-        lines.append(f"{res.verdict:5} {rel}: {res.reason[:200]}")
+        agree = agrees_with_linux(res.verdict, res.reason, linux.get(rel))
+        c[3] += agree
+        lines.append(f"{res.verdict:5} {'=' if agree else ' '} {rel}: {res.reason[:200]}")
     return dict(counts), lines
 
 
@@ -52,17 +90,18 @@ def test_corpus_pass_counts_do_not_regress() -> None:
     counts, lines = _run_corpus()
     wall = time.perf_counter() - t0
     print(f"\npacketdrill corpus: {wall:.1f} s wall")
-    print(f"{'directory':20} passed failed skipped")
+    print(f"{'directory':20} passed failed skipped as-Linux")
     for d in sorted(counts):
-        p, f, s = counts[d]
-        print(f"{d:20} {p:6} {f:6} {s:7}")
-    total = [sum(c[i] for c in counts.values()) for i in range(3)]
-    print(f"{'total':20} {total[0]:6} {total[1]:6} {total[2]:7}")
-    passed = {d: c[0] for d, c in counts.items()}
+        p, f, s, a = counts[d]
+        print(f"{d:20} {p:6} {f:6} {s:7} {a:8}")
+    total = [sum(c[i] for c in counts.values()) for i in range(4)]
+    print(f"{'total':20} {total[0]:6} {total[1]:6} {total[2]:7} {total[3]:8}")
+    agree = {d: c[3] for d, c in counts.items()}
     if os.environ.get("TCPDIVE_UPDATE_BASELINE"):
-        BASELINE.write_text(json.dumps(dict(sorted(passed.items())), indent=1) + "\n")
+        BASELINE.write_text(json.dumps(dict(sorted(agree.items())), indent=1) + "\n")
     baseline = json.loads(BASELINE.read_text())
-    worse = {d: (n, passed.get(d, 0)) for d, n in baseline.items() if passed.get(d, 0) < n}
-    assert not worse, "pass counts fell below the baseline (baseline, now): " + repr(worse) + \
-        "\n" + "\n".join(line for line in lines if not line.startswith(("PASS", "SKIP")))
+    worse = {d: (n, agree.get(d, 0)) for d, n in baseline.items() if agree.get(d, 0) < n}
+    assert not worse, ("scripts behaving as on Linux 6.18 fell below the baseline (baseline, "
+                       "now): " + repr(worse) + "\n" + "\n".join(
+                           line for line in lines if not line.startswith(("PASS  =", "SKIP"))))
     assert wall < 180, f"corpus run took {wall:.0f} s"

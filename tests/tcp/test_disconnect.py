@@ -87,3 +87,48 @@ def test_disconnect_listener_resets_unaccepted_children_and_can_listen_again():
     c2.connect(("10.0.0.2", 80))
     conn, peer = ls.accept()
     assert peer[0] == "10.0.0.1"
+
+
+
+def test_ack_of_unsent_data_is_dropped_with_a_challenge_ack():
+    """Linux 6.x tcp_ack: SEG.ACK > SND.NXT drops the segment and answers with a challenge ACK
+    (RFC 5961 5.2, RFC 9293 3.10.7.4): its data and FIN are not taken."""
+    from tcpdive.packet.ipv4 import ip2int, ip_build
+    from tcpdive.packet.tcp import ACK, FIN, PSH, tcp_build
+
+    n = Net(delay=0.005)
+    cs, ss, ls = established_pair(n)
+    cport = cs.getsockname()[1]
+    ssk = ss.sk
+    before = n.s.mib["TcpExtTCPChallengeACK"]
+    # from the client's 4-tuple, in window, but acking 1000 bytes the server never sent
+    seg = tcp_build(ip2int("10.0.0.1"), ip2int("10.0.0.2"), cport, 80, ssk.rcv_nxt,
+                    ssk.snd_nxt + 1000, ACK | PSH | FIN, 502, b"", b"evil")
+    n.s.netif_receive(n.dev(n.s), ip_build(ip2int("10.0.0.1"), ip2int("10.0.0.2"), 6, seg))
+    n.run_for(0.05)
+    assert n.s.mib["TcpExtTCPChallengeACK"] == before + 1
+    assert n.lines() == ["0.015000 server . seq 1 ack 1 len 0"]    # ack = rcv_nxt: nothing taken
+    assert STATE_NAMES[ssk.state] == "ESTABLISHED" and ssk.rcv_queue_bytes == 0
+    cs.sendall(b"real")                                   # the real stream is untouched
+    n.run_for(0.05)
+    assert ss.recv(10) == b"real"
+
+
+def test_too_old_ack_bound_is_bytes_acked_on_a_fresh_passive_socket():
+    """RFC 5961 5.2 in Linux 6.x: an ACK below SND.UNA - min(max_window, bytes_acked) is too old.
+    A passive socket that has sent nothing has bytes_acked 0, so even SND.UNA - 1 is challenged
+    and its data dropped (packetdrill gro/gro-mss-option fails on Linux 6.18 for this)."""
+    from tcpdive.packet.ipv4 import ip2int, ip_build
+    from tcpdive.packet.tcp import ACK, tcp_build
+
+    n = Net(delay=0.005)
+    cs, ss, ls = established_pair(n)
+    cport = cs.getsockname()[1]
+    ssk = ss.sk
+    assert ssk.bytes_acked == 0
+    seg = tcp_build(ip2int("10.0.0.1"), ip2int("10.0.0.2"), cport, 80, ssk.rcv_nxt,
+                    ssk.snd_una - 1, ACK, 502, b"", b"x" * 100)
+    n.s.netif_receive(n.dev(n.s), ip_build(ip2int("10.0.0.1"), ip2int("10.0.0.2"), 6, seg))
+    n.run_for(0.05)
+    assert ssk.rcv_queue_bytes == 0
+    assert [ln.split(" ", 1)[1] for ln in n.lines()] == ["server . seq 1 ack 1 len 0"]

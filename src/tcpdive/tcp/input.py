@@ -932,7 +932,8 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
     # only SACK processing writes the tag state; without blocks a shared empty one is read
     st = SackState(sk.snd_nxt) if sk.rx_opt_sack else _NO_SACK_STATE
     if ack < prior_snd_una:
-        if ack < prior_snd_una - sk.max_window:
+        # RFC 5961 5.2: not older than what we sent and the peer could still be acking
+        if ack < prior_snd_una - min(sk.max_window, sk.bytes_acked):
             if not flag & FLAG_NO_CHALLENGE_ACK:
                 tcp_send_challenge_ack(sk)
             return -2
@@ -946,6 +947,9 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
             tcp_xmit_recovery(sk, rexmit)
         return 0
     if ack > sk.snd_nxt:
+        # acks data never sent: dropped, and (Linux 6.x) answered with a challenge ACK
+        if not flag & FLAG_NO_CHALLENGE_ACK:
+            tcp_send_challenge_ack(sk)
         return -1
     if ack > prior_snd_una:
         flag |= FLAG_SND_UNA_ADVANCED

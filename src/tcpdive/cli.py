@@ -126,9 +126,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_packetdrill(args: argparse.Namespace) -> int:
     """Run packetdrill scripts against a fresh tcpdive host each, in virtual time."""
+    from .packetdrill.linux import LinuxResults
     from .packetdrill.runner import collect_scripts, run_script, summary
 
     paths = collect_scripts(args.paths)
+    linux = LinuxResults()
+    known = same = 0
     if not paths:
         print("tcpdive packetdrill: no .pkt scripts found", file=sys.stderr)
         return 2
@@ -137,14 +140,19 @@ def cmd_packetdrill(args: argparse.Namespace) -> int:
         res = run_script(path, tolerance_usecs=args.tolerance_usecs,
                          strict_segments=args.strict_segments, verbose=args.verbose)
         results.append(res)
-        print(res.line(), flush=True)
+        lx = linux.lookup(path)
+        if lx is not None and res.verdict != "SKIP":
+            known += 1
+            same += linux.agrees(res.verdict, res.reason, lx)
+        print(res.line() + linux.note(path, res.verdict, res.reason), flush=True)
         if args.verbose:
             for line in res.trace:
                 print("    " + line)
             if res.verdict in ("FAIL", "ERROR") and res.details != res.reason:
                 for line in res.details.splitlines():
                     print("    " + line)
-    print(summary(results))
+    print(summary(results) + (f"; {same} of {known} run behave as on Linux 6.18"
+                              if known else ""))
     return 0 if all(r.verdict in ("PASS", "SKIP") for r in results) else 1
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
 import time
 from pathlib import Path
 
 import pytest
 
 from tcpdive.packetdrill import corpus_root
+from tcpdive.packetdrill.linux import LinuxResults
 from tcpdive.packetdrill.runner import collect_scripts, run_script
 
 HERE = Path(__file__).parent
@@ -30,40 +30,10 @@ BASELINE = HERE / "corpus_baseline.json"
 CORPUS = Path(os.environ.get("TCPDIVE_PACKETDRILL_CORPUS",
                              (corpus_root() or Path("/nonexistent")) / "tcp"))
 DEFAULTS = CORPUS.parent / "defaults.sh"
-TIERS = CORPUS.parent / "tiers.tsv"
-
-
-def _linux_results() -> dict[str, tuple[str, int | None]]:
-    """script -> (Linux 6.18 verdict, line of its first error) from tiers.tsv."""
-    out: dict[str, tuple[str, int | None]] = {}
-    if not TIERS.is_file():
-        return out
-    for row in TIERS.read_text().splitlines()[1:]:
-        f = row.split("\t")
-        if len(f) < 4:
-            continue
-        m = re.search(r"\.pkt:(\d+):", f[4]) if len(f) > 4 else None
-        out[f[0]] = (f[3], int(m.group(1)) if m else None)
-    return out
-
-
-def agrees_with_linux(verdict: str, reason: str, linux: tuple[str, int | None] | None) -> bool:
-    """tcpdive's verdict on a script is Linux 6.18's: both pass, or both fail at one line."""
-    if linux is None:
-        return verdict == "PASS"
-    lverdict, lline = linux
-    if lverdict.startswith("PASS"):
-        return verdict == "PASS"
-    if lverdict == "FAIL" and verdict in ("FAIL", "ERROR") and lline is not None:
-        m = re.search(r"\.pkt:(\d+):", reason)
-        return m is not None and int(m.group(1)) == lline
-    return False
-
-
 def _run_corpus() -> tuple[dict[str, list[int]], list[str]]:
     """Per directory: [passed, failed, skipped, agrees with Linux]; and one line per script."""
     counts: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
-    linux = _linux_results()
+    linux = LinuxResults(CORPUS.parent)
     lines = []
     for path in collect_scripts([str(CORPUS)]):
         rel = os.path.relpath(path, CORPUS)
@@ -78,7 +48,7 @@ def _run_corpus() -> tuple[dict[str, list[int]], list[str]]:
             c[1] += 1
         assert res.verdict in ("PASS", "FAIL", "ERROR", "SKIP")
         assert res.verdict == "PASS" or res.reason, rel
-        agree = agrees_with_linux(res.verdict, res.reason, linux.get(rel))
+        agree = linux.agrees(res.verdict, res.reason, linux.lookup(path))
         c[3] += agree
         lines.append(f"{res.verdict:5} {'=' if agree else ' '} {rel}: {res.reason[:200]}")
     return dict(counts), lines

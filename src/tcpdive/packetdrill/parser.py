@@ -1113,8 +1113,9 @@ def analyze_command(
 
     Understands ``sysctl [-q] [-e] [-w] a.b=v ...``, ``[..]/set_sysctls.py
     /proc/sys/a/b=v ...``, ``echo v > /proc/sys/a/b``, ``.../defaults.sh``, the
-    ``/tmp/sysctl_restore_${PPID}.sh`` restore script and ``ip tcp_metrics flush
-    all``; everything else is ``unsupported``.  Shell quoting, ``\\`` continuations,
+    ``/tmp/sysctl_restore_${PPID}.sh`` restore script, ``ip tcp_metrics flush
+    all`` and ``cat`` / ``grep`` of /proc/net/tcp{,6} (``procnet``: packetdrill/procshell.py);
+    everything else is ``unsupported``.  Shell quoting, ``\\`` continuations,
     ``#`` comments, redirections and ``$((arithmetic))`` in values are handled.
 
     A defaults.sh step carries that file's own sysctl writes when it can be read:
@@ -1200,6 +1201,11 @@ def _classify(
         return ShellStep("restore", raw, connector=connector)
     elif prog == "ip" and args[:3] == ["tcp_metrics", "flush", "all"]:
         return ShellStep("tcp_metrics_flush", raw, connector=connector)
+    elif prog in ("cat", "grep") and redirect is None:
+        from .procshell import is_proc_read
+
+        if is_proc_read(prog, args, connector == "|"):
+            return ShellStep("procnet", raw, connector=connector)
     return ShellStep("unsupported", raw, connector=connector)
 
 

@@ -16,7 +16,8 @@ and TIME_WAIT socks); each row is printed the way ``tcp4_seq_show`` prints it
   ``seq_pad``); /proc/net/tcp6 lists IPv6 sockets only, so here it is its header alone.
 
 Fields with no simulated counterpart are stable stand-ins: ``uid`` 0 (every simulated program
-runs as root), an inode number given to each socket file the first time it is listed, the
+runs as root), an inode number given to each socket file the first time it is listed (per
+host, from 21000), the
 kernel pointer as an unprivileged reader sees it with kptr_restrict (``0000000000000000``),
 and a reference count modelled on Linux's: one for the file (or accept queue) of a socket
 that is not orphaned, one per pending timer, one per request sock for its listener; 3 for a
@@ -44,8 +45,9 @@ TW_REFCNT = 3                    # inet_twsk_hashdance_schedule: bhash + ehash +
 PROC_NET_TCP = "/proc/net/tcp"
 PROC_NET_TCP6 = "/proc/net/tcp6"
 
+FIRST_INODE = 21000             # each host numbers its socket files from here, as listed
 _inodes: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_next_inode = itertools.count(21000)
+_next_inode: weakref.WeakKeyDictionary[Any, itertools.count] = weakref.WeakKeyDictionary()
 
 
 def _be32(addr: int) -> str:
@@ -65,7 +67,10 @@ def _inode(sk: Any) -> int:
         return 0
     ino = _inodes.get(f)
     if ino is None:
-        ino = _inodes[f] = next(_next_inode)
+        counter = _next_inode.get(sk.net)
+        if counter is None:
+            counter = _next_inode[sk.net] = itertools.count(FIRST_INODE)
+        ino = _inodes[f] = next(counter)
     return ino
 
 

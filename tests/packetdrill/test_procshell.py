@@ -67,6 +67,8 @@ def test_commands_are_classified():
     for cmd in ("cat /etc/passwd", "grep x", "grep x /proc/net/udp", "grep --color x /proc/net/tcp",
                 "grep x /proc/net/tcp > /tmp/out", "ss -tn | grep x"):
         assert analyze_command(cmd).unsupported, cmd
+    # a grep fed by a command tcpdive does not run is not one it can evaluate either
+    assert [s.kind for s in analyze_command("ss -tn | grep x").steps] == ["unsupported"] * 2
 
 
 def test_script_reading_proc_net_tcp_passes():

@@ -425,3 +425,24 @@ def test_signed_final_ack_to_an_unkeyed_listener_is_dropped_and_the_request_wait
                                                          514)))
     assert ls.sk.syn_queue_len == 0 and len(ls.sk.accept_queue) == 1
     assert s.mib["TcpPassiveOpens"] == 1
+
+
+def test_signed_syn_to_a_closed_port_gets_no_rst():
+    """tcp_v4_send_reset with no socket: a signed segment is answered only when a listener on
+    its source port has a key that verifies it ("the active side is lost"); otherwise nothing,
+    so a signed connect() to a closed port times out instead of being refused."""
+    w, c, s = world()
+    wire = Wire(s)
+    cs = c.socket()
+    cs.setsockopt(SOL_TCP, TCP_MD5SIG, pack_tcp_md5sig(SERVER, b"secret"))
+    cs.setblocking(False)
+    cs.connect_ex((SERVER, 179))
+    w.run_for(2.0)
+    assert wire.out == [] and cs.sk.state == S.TCP_SYN_SENT
+    assert s.mib["TcpOutRsts"] == 0
+    plain = c.socket()
+    with pytest.raises(OSError) as e:
+        plain.connect((SERVER, 179))
+    assert e.value.errno == errno.ECONNREFUSED
+    (_h, _a, _b, rst), = wire.out
+    assert rst[13] & 0x04 and options_of(rst) == b""

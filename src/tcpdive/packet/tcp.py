@@ -245,7 +245,7 @@ def options_str(data: bytes, start: int, end: int) -> str:
             parts.append("sack {} {}".format(len(blocks), " ".join(f"{{{a}:{b}}}" for a, b in blocks)))
         elif kind == TCPOPT_MD5SIG and size == 18:
             # tcpdump built with libcrypto, run without -M secret
-            parts.append("md5shared secret not supplied with -M, can't check - "
+            parts.append("md5 shared secret not supplied with -M, can't check - "
                          + bytes(data[i + 2:i + 18]).hex())
         else:
             parts.append(f"unknown-{kind}")

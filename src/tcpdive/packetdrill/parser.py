@@ -1134,7 +1134,12 @@ def _analyze(
     text = command.replace("\\\r\n", " ").replace("\\\n", " ")
     for line in text.splitlines():
         for words, redirect, connector in _simple_commands(line):
-            steps.append(_classify(words, redirect, connector, cwd, defaults_path, depth))
+            step = _classify(words, redirect, connector, cwd, defaults_path, depth)
+            if step.kind == "procnet" and connector == "|" and (
+                    not steps or steps[-1].kind != "procnet"):
+                # a grep fed by a command tcpdive does not run (``nstat | grep X``)
+                step = ShellStep("unsupported", step.text, connector=connector)
+            steps.append(step)
     return steps
 
 

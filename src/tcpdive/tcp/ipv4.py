@@ -125,8 +125,9 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
     skb.tos = iph.tos
     o = skb.opts = (tcp_parse_options(data, off + TCPHDR_LEN, hdr_end, bool(flags & SYN))
                     if doff > TCPHDR_LEN else None)
+    md5_seg = None
     if o is not None and o.md5:
-        skb.raw = data[off:]            # the signed segment, for tcp_inbound_hash / send_reset
+        md5_seg = skb.raw = data[off:]  # the signed segment, for tcp_inbound_hash / send_reset
     if gso_size:
         skb.gso_size = gso_size
         skb.gso_segs = data.gso_segs
@@ -144,13 +145,13 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
         _do_time_wait(net, sk, skb)
         return
     if cls is RequestSock:
-        if (o is not None and o.md5 or sk.listener.md5sig_info is not None) and tcp_inbound_hash(
-                sk.listener, skb, skb.raw if o is not None and o.md5 else None):
+        # tcp_inbound_hash(listener, req, ...): signatures are the listener's business
+        if (md5_seg is not None or sk.listener.md5sig_info is not None) and tcp_inbound_hash(
+                sk.listener, skb, md5_seg):
             return
         _rcv_request(net, sk, skb)
         return
-    if (o is not None and o.md5 or sk.md5sig_info is not None) and tcp_inbound_hash(
-            sk, skb, skb.raw if o is not None and o.md5 else None):
+    if (md5_seg is not None or sk.md5sig_info is not None) and tcp_inbound_hash(sk, skb, md5_seg):
         return
     if sk.owned_by_user:
         # tcp_add_backlog: the application holds the socket; process on release_sock
@@ -274,8 +275,9 @@ def _do_time_wait(net: Netns, tw: TimewaitSock, skb: SKB) -> None:
     if verdict == TCP_TW_SYN:
         sk2 = net.tcp_hashinfo.lookup_listener(skb.daddr, skb.dport, skb.saddr, skb.sport)
         o = skb.opts
-        if sk2 is not None and (o is not None and o.md5 or sk2.md5sig_info is not None) and \
-                tcp_inbound_hash(sk2, skb, skb.raw if o is not None and o.md5 else None):
+        md5_seg = skb.raw if o is not None and o.md5 else None
+        if sk2 is not None and (md5_seg is not None or sk2.md5sig_info is not None) and \
+                tcp_inbound_hash(sk2, skb, md5_seg):
             inet_twsk_deschedule_put(tw)      # tcp_v4_rcv: "goto process" checks the listener
             return
         if sk2 is not None:

@@ -52,3 +52,10 @@ def test_console_script_help_and_bad_argument():
     r = subprocess.run([sys.executable, "-m", "tcpdive.cli", "scenario", "handshake", "--sysctl",
                         "oops"], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_real_has_a_proc_net_tcp_subcommand():
+    from tcpdive.cli import build_parser
+
+    args = build_parser().parse_args(["real", "proc-net-tcp", "--netns", "x"])
+    assert (args.real_cmd, args.netns) == ("proc-net-tcp", "x")

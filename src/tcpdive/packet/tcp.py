@@ -207,7 +207,7 @@ def tcp_parse_options(data: bytes, start: int, end: int, syn: bool) -> TcpOpts:
         elif kind == TCPOPT_FASTOPEN or (kind == TCPOPT_EXP and size >= 4):
             o.fastopen = True
         elif kind == TCPOPT_MD5SIG:
-            o.md5 = True
+            o.md5 = True                  # checked (length too) by tcp/md5.py tcp_inbound_hash
         i += size
     if sack is not None:
         o.sack = sack
@@ -243,6 +243,10 @@ def options_str(data: bytes, start: int, end: int) -> str:
         elif kind == TCPOPT_SACK and (size - 2) % 8 == 0:
             blocks = [_unpack_ii(data, j) for j in range(i + 2, i + size, 8)]
             parts.append("sack {} {}".format(len(blocks), " ".join(f"{{{a}:{b}}}" for a, b in blocks)))
+        elif kind == TCPOPT_MD5SIG and size == 18:
+            # tcpdump built with libcrypto, run without -M secret
+            parts.append("md5 shared secret not supplied with -M, can't check - "
+                         + bytes(data[i + 2:i + 18]).hex())
         else:
             parts.append(f"unknown-{kind}")
         i += size

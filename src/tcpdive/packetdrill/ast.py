@@ -725,7 +725,8 @@ class ShellStep:
     ``defaults`` (common/defaults.sh; its settings are in ``sysctls`` when the file
     could be read), ``restore`` (``/tmp/sysctl_restore_${PPID}.sh``),
     ``tcp_metrics_flush``, ``module_param`` (``echo v > /sys/module/M/parameters/P``,
-    named ``M.P``) or ``unsupported``.  ``connector`` is the shell operator that
+    named ``M.P``), ``procnet`` (``cat`` / ``grep`` of /proc/net/tcp{,6}, run by the runner
+    on the host's tables) or ``unsupported``.  ``connector`` is the shell operator that
     joined it to the previous step (``""``, ``;``, ``&&``, ``||``, ``|``, ``&``).
     """
 

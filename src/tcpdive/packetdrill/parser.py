@@ -1113,8 +1113,9 @@ def analyze_command(
 
     Understands ``sysctl [-q] [-e] [-w] a.b=v ...``, ``[..]/set_sysctls.py
     /proc/sys/a/b=v ...``, ``echo v > /proc/sys/a/b``, ``.../defaults.sh``, the
-    ``/tmp/sysctl_restore_${PPID}.sh`` restore script and ``ip tcp_metrics flush
-    all``; everything else is ``unsupported``.  Shell quoting, ``\\`` continuations,
+    ``/tmp/sysctl_restore_${PPID}.sh`` restore script, ``ip tcp_metrics flush
+    all`` and ``cat`` / ``grep`` of /proc/net/tcp{,6} (``procnet``: packetdrill/procshell.py);
+    everything else is ``unsupported``.  Shell quoting, ``\\`` continuations,
     ``#`` comments, redirections and ``$((arithmetic))`` in values are handled.
 
     A defaults.sh step carries that file's own sysctl writes when it can be read:
@@ -1133,7 +1134,12 @@ def _analyze(
     text = command.replace("\\\r\n", " ").replace("\\\n", " ")
     for line in text.splitlines():
         for words, redirect, connector in _simple_commands(line):
-            steps.append(_classify(words, redirect, connector, cwd, defaults_path, depth))
+            step = _classify(words, redirect, connector, cwd, defaults_path, depth)
+            if step.kind == "procnet" and connector == "|" and (
+                    not steps or steps[-1].kind != "procnet"):
+                # a grep fed by a command tcpdive does not run (``nstat | grep X``)
+                step = ShellStep("unsupported", step.text, connector=connector)
+            steps.append(step)
     return steps
 
 
@@ -1200,6 +1206,11 @@ def _classify(
         return ShellStep("restore", raw, connector=connector)
     elif prog == "ip" and args[:3] == ["tcp_metrics", "flush", "all"]:
         return ShellStep("tcp_metrics_flush", raw, connector=connector)
+    elif prog in ("cat", "grep") and redirect is None:
+        from .procshell import is_proc_read
+
+        if is_proc_read(prog, args, connector == "|"):
+            return ShellStep("procnet", raw, connector=connector)
     return ShellStep("unsupported", raw, connector=connector)
 
 

@@ -484,8 +484,49 @@ class Runner:
     # ---- shell commands and code --------------------------------------------------------
 
     def run_command(self, cmd: Command, line: int) -> None:
+        """run.c run_command_event: ``system()`` the command; a non-zero exit fails the script.
+
+        Steps run in order with ``&&`` / ``||`` obeyed; a pipeline of ``cat`` / ``grep`` of
+        /proc/net/tcp{,6} is evaluated on this host's tables (packetdrill/procshell.py) and
+        gives the exit status; every other step tcpdive emulates succeeds.
+        """
         eff = analyze_command(cmd.command, os.path.dirname(self.path), self.defaults_path)
-        for step in eff.steps:
+        steps = eff.steps
+        status = 0
+        i = 0
+        while i < len(steps):
+            j = i + 1
+            while j < len(steps) and steps[j].connector == "|":
+                j += 1
+            pipeline = steps[i:j]
+            first = steps[i]
+            i = j
+            if (first.connector == "&&" and status) or (first.connector == "||" and not status):
+                continue
+            if all(st.kind == "procnet" for st in pipeline):
+                status = self._run_procnet(pipeline)
+                continue
+            status = 0
+            self._run_steps(cmd, line, pipeline)
+        if status:
+            raise _Stop("FAIL", f"{self.path}:{line}: error executing `{cmd.command}` command: "
+                                f"non-zero status {status}")
+
+    def _run_procnet(self, pipeline) -> int:
+        """A cat/grep pipeline over this host's /proc/net/tcp{,6}: its exit status."""
+        import shlex
+
+        from ..tools.procnet import proc_file
+        from .procshell import run_pipeline
+
+        status, out = run_pipeline([shlex.split(st.text) for st in pipeline],
+                                   lambda path: proc_file(self.net, path))
+        if self.verbose:
+            self.trace.extend(out.splitlines())
+        return status
+
+    def _run_steps(self, cmd: Command, line: int, steps) -> None:
+        for step in steps:
             if step.kind == "unsupported":
                 if step.text.startswith(_NOOP_SHELL_PREFIXES):
                     continue

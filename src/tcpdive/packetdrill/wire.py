@@ -220,6 +220,8 @@ def _live_opt_str(o: LiveOption, ts_val: int | None, sack_offset: int) -> str:
         return f"TS val {val if ts_val is None else ts_val} ecr {ecr}"
     if k == 34:
         return "FO " + o.data.hex() if o.data else "FO"
+    if k == 19 and len(o.data) == 16:
+        return "md5 " + o.data.hex()
     return f"opt{k}({o.length})"
 
 

@@ -3,8 +3,10 @@
     tcpdive real serve http [--netns NAME] [--port N] [--mtu N] [--loss P] [--delay S] ...
     tcpdive real netstat [--netns NAME]        # netstat -napo of a running `real serve`
     tcpdive real ss [--netns NAME]
+    tcpdive real proc-net-tcp [--netns NAME]   # tcpdive's /proc/net/tcp, as Linux prints it
 
-A running ``serve`` answers ``netstat``/``ss`` on a unix socket ``/run/tcpdive/NAME.ctl``.
+A running ``serve`` answers ``netstat``/``ss``/``proc-net-tcp`` on a unix socket
+``/run/tcpdive/NAME.ctl``.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--duplicate", type=float, default=0.0, help="duplication probability")
     s.add_argument("--duration", type=float, help="stop after this many seconds")
     s.set_defaults(fn=cmd_real)
-    for name in ("netstat", "ss"):
-        n = rs.add_parser(name, help=f"{name} of tcpdive's side of a running `tcpdive real serve`")
+    for name in ("netstat", "ss", "proc-net-tcp"):
+        what = "/proc/net/tcp" if name == "proc-net-tcp" else name
+        n = rs.add_parser(name, help=f"{what} of tcpdive's side of a running `tcpdive real serve`")
         n.add_argument("--netns", metavar="NAME", help="which serve (default: the only one)")
         n.set_defaults(fn=cmd_real)
     r.set_defaults(fn=cmd_real, real_cmd=None, _real_parser=r)
@@ -121,10 +124,15 @@ def _start_ctl(st) -> str:
 
     async def handle(reader, writer) -> None:
         from ..tools.netstat import netstat_napo, ss_tanpoi
+        from ..tools.procnet import proc_net_tcp
 
         what = (await reader.readline()).decode().strip()
-        lines = ss_tanpoi(st.net) if what == "ss" else netstat_napo(st.net)
-        writer.write(("\n".join(lines) + "\n").encode())
+        if what == "proc-net-tcp":
+            text = proc_net_tcp(st.net)
+        else:
+            lines = ss_tanpoi(st.net) if what == "ss" else netstat_napo(st.net)
+            text = "\n".join(lines) + "\n"
+        writer.write(text.encode())
         await writer.drain()
         writer.close()
 

@@ -251,6 +251,12 @@ class RealStack:
 
         return self.call(lambda: ss_tanpoi(self.net))
 
+    def proc_net_tcp(self) -> str:
+        """tcpdive's own /proc/net/tcp (tools/procnet.py), not the kernel's."""
+        from ..tools.procnet import proc_net_tcp
+
+        return self.call(lambda: proc_net_tcp(self.net))
+
     def states(self) -> list[tuple[str, str, str]]:
         """(state, local, peer) of tcpdive's TCP sockets, named as netstat names them."""
         from ..tools.netstat import _NETSTAT_STATES, _addr, tcp_rows

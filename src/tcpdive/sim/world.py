@@ -52,6 +52,18 @@ class Host(Netns):
     def sysctl_set(self, name: str, value: Any) -> str:
         return self.sysctl.set(name, value)
 
+    def proc_net_tcp(self) -> str:
+        """This host's /proc/net/tcp, as Linux prints it (tools/procnet.py)."""
+        from ..tools.procnet import proc_net_tcp
+
+        return proc_net_tcp(self)
+
+    def proc_net_tcp6(self) -> str:
+        """This host's /proc/net/tcp6: the header (tcpdive has no IPv6 sockets)."""
+        from ..tools.procnet import proc_net_tcp6
+
+        return proc_net_tcp6(self)
+
     def __repr__(self) -> str:
         return f"<Host {self.name} {self.addr}>"
 

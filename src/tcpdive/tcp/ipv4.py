@@ -21,6 +21,14 @@ from ..packet.tcp import ACK, FIN, RST, SYN, TCPHDR_LEN, tcp_build, tcp_parse_op
 from ..skb import SKB
 from . import sock as S
 from .cong import tcp_init_congestion_control
+from .md5 import (
+    MD5_OPTION,
+    tcp_inbound_hash,
+    tcp_md5_do_lookup,
+    tcp_md5_fill,
+    tcp_md5_openreq_child,
+    tcp_v4_send_reset_key,
+)
 from .metrics import tcp_peer_is_proven
 from .minisocks import (
     TCP_TW_ACK,
@@ -115,8 +123,11 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
     skb.doff = doff >> 2
     skb.urg_ptr = urg
     skb.tos = iph.tos
-    skb.opts = (tcp_parse_options(data, off + TCPHDR_LEN, hdr_end, bool(flags & SYN))
-                if doff > TCPHDR_LEN else None)
+    o = skb.opts = (tcp_parse_options(data, off + TCPHDR_LEN, hdr_end, bool(flags & SYN))
+                    if doff > TCPHDR_LEN else None)
+    md5_seg = None
+    if o is not None and o.md5:
+        md5_seg = skb.raw = data[off:]  # the signed segment, for tcp_inbound_hash / send_reset
     if gso_size:
         skb.gso_size = gso_size
         skb.gso_segs = data.gso_segs
@@ -134,7 +145,13 @@ def tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:
         _do_time_wait(net, sk, skb)
         return
     if cls is RequestSock:
+        # tcp_inbound_hash(listener, req, ...): signatures are the listener's business
+        if (md5_seg is not None or sk.listener.md5sig_info is not None) and tcp_inbound_hash(
+                sk.listener, skb, md5_seg):
+            return
         _rcv_request(net, sk, skb)
+        return
+    if (md5_seg is not None or sk.md5sig_info is not None) and tcp_inbound_hash(sk, skb, md5_seg):
         return
     if sk.owned_by_user:
         # tcp_add_backlog: the application holds the socket; process on release_sock
@@ -173,7 +190,7 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
             # queue full) is dropped silently; the listener itself (no cookie) -> RST
             nsk = cookie_v4_check(sk, skb)
             if nsk is sk:
-                tcp_v4_send_reset(sk.net, skb)
+                tcp_v4_send_reset(sk.net, skb, sk)
             return
         if skb.flags & SYN:
             tcp_v4_conn_request(sk, skb)
@@ -189,7 +206,7 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SKB) -> None:
     else:
         _unwrap_skb(sk, skb)
     if tcp_rcv_state_process(sk, skb):
-        tcp_v4_send_reset(sk.net, skb)
+        tcp_v4_send_reset(sk.net, skb, sk)
 
 
 def _unwrap_skb(sk: TcpSock, skb: SKB) -> None:
@@ -215,10 +232,20 @@ def _no_tcp_socket(net: Netns, skb: SKB) -> None:
 
 
 def tcp_v4_send_reset(net: Netns, skb: SKB, sk=None) -> None:
-    """RST in reply to ``skb`` (``tcp_v4_send_reset``), never to a RST (RFC 9293 3.10.7.1)."""
+    """RST in reply to ``skb`` (``tcp_v4_send_reset``), never to a RST (RFC 9293 3.10.7.1).
+
+    ``sk``: the full socket (or TIME_WAIT one) that answers, if any: with an MD5 key for the
+    peer the RST is signed (tcp/md5.py ``tcp_v4_send_reset_key``, which may forbid it).
+    """
     flags = skb.flags
     if flags & RST:
         return
+    key = None
+    o = skb.opts
+    if o is not None and o.md5 or sk is not None and getattr(sk, "md5sig_info", None) is not None:
+        key = tcp_v4_send_reset_key(net, skb, sk)
+        if key is False:
+            return
     wire_seq = skb.seq & 0xFFFFFFFF
     if flags & ACK:
         seq = skb.ack_seq & 0xFFFFFFFF
@@ -228,7 +255,11 @@ def tcp_v4_send_reset(net: Netns, skb: SKB, sk=None) -> None:
         seq = 0
         ack = (wire_seq + len(skb.data) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & 0xFFFFFFFF
         rflags = RST | ACK
-    seg = tcp_build(skb.daddr, skb.saddr, skb.dport, skb.sport, seq, ack, rflags, 0)
+    if key is None:
+        seg = tcp_build(skb.daddr, skb.saddr, skb.dport, skb.sport, seq, ack, rflags, 0)
+    else:
+        seg = tcp_md5_fill(tcp_build(skb.daddr, skb.saddr, skb.dport, skb.sport, seq, ack, rflags,
+                                     0, MD5_OPTION), key.key, skb.daddr, skb.saddr, 24)
     net.mib["TcpOutRsts"] += 1
     net.mib["TcpOutSegs"] += 1
     tp = net.trace.send_reset
@@ -243,6 +274,12 @@ def _do_time_wait(net: Netns, tw: TimewaitSock, skb: SKB) -> None:
     verdict = tcp_timewait_state_process(tw, skb.flags, skb.seq, skb.ack_seq, len(skb.data), skb.opts)
     if verdict == TCP_TW_SYN:
         sk2 = net.tcp_hashinfo.lookup_listener(skb.daddr, skb.dport, skb.saddr, skb.sport)
+        o = skb.opts
+        md5_seg = skb.raw if o is not None and o.md5 else None
+        if sk2 is not None and (md5_seg is not None or sk2.md5sig_info is not None) and \
+                tcp_inbound_hash(sk2, skb, md5_seg):
+            inet_twsk_deschedule_put(tw)      # tcp_v4_rcv: "goto process" checks the listener
+            return
         if sk2 is not None:
             # the new incarnation starts above anything the old one sent (RFC 1122 4.2.2.13):
             # tcp_timewait_state_process picks tw_snd_nxt + 65535 + 2, and tcp_v4_rcv hands it
@@ -257,7 +294,7 @@ def _do_time_wait(net: Netns, tw: TimewaitSock, skb: SKB) -> None:
     if verdict == TCP_TW_ACK:
         tcp_v4_timewait_ack(tw)
     elif verdict == TCP_TW_RST:
-        tcp_v4_send_reset(net, skb)
+        tcp_v4_send_reset(net, skb, tw)
     _emit_path(net, skb)
 
 
@@ -357,7 +394,7 @@ def _rcv_request(net: Netns, req: RequestSock, skb: SKB) -> None:
         skb.path.append("tcp_check_req")
     if listener.state != S.TCP_LISTEN:
         inet_csk_reqsk_queue_drop(req)
-        tcp_v4_send_reset(net, skb)
+        tcp_v4_send_reset(net, skb, listener)
         return
     flags = skb.flags
     seq = skb.seq
@@ -368,7 +405,7 @@ def _rcv_request(net: Netns, req: RequestSock, skb: SKB) -> None:
         _emit_path(net, skb)
         return
     if flags & ACK and ((skb.ack_seq - (req.snt_isn + 1)) & 0xFFFFFFFF) != 0:
-        tcp_v4_send_reset(net, skb)     # "Invalid ACK: reset will be sent by listening socket"
+        tcp_v4_send_reset(net, skb, listener)  # "Invalid ACK: reset will be sent by listening socket"
         _emit_path(net, skb)
         return
     rcv_nxt = (req.rcv_isn + 1) & 0xFFFFFFFF
@@ -382,7 +419,7 @@ def _rcv_request(net: Netns, req: RequestSock, skb: SKB) -> None:
         return
     if flags & SYN:
         inet_csk_reqsk_queue_drop(req)
-        tcp_v4_send_reset(net, skb)
+        tcp_v4_send_reset(net, skb, listener)
         return
     if not flags & ACK:
         return
@@ -394,12 +431,19 @@ def _rcv_request(net: Netns, req: RequestSock, skb: SKB) -> None:
 
 
 def _req_send_ack(req: RequestSock) -> None:
+    """ACK for an out-of-window segment to a request (``tcp_v4_reqsk_send_ack``): timestamps,
+    then the listener's MD5 signature for the peer (``tcp_v4_send_ack``'s order)."""
     net = req.net
     opts = b""
     if req.tstamp_ok:
         opts = ts_option((net.clock.now_us() // 1000 + req.tsoffset) & 0xFFFFFFFF, req.ts_recent)
+    md5 = tcp_md5_do_lookup(req.listener, req.daddr) \
+        if req.listener.md5sig_info is not None else None
     seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn + 1, req.rcv_isn + 1,
-                    ACK, min(req.rcv_wnd >> req.rcv_wscale, 0xFFFF), opts)
+                    ACK, min(req.rcv_wnd >> req.rcv_wscale, 0xFFFF),
+                    opts if md5 is None else opts + MD5_OPTION)
+    if md5 is not None:
+        seg = tcp_md5_fill(seg, md5.key, req.saddr, req.daddr, 24 + len(opts))
     net.mib["TcpOutSegs"] += 1
     net.ip_output(req.saddr, req.daddr, IPPROTO_TCP, seg)
 
@@ -467,6 +511,8 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     child.ts_recent = req.ts_recent
     child.ts_recent_stamp = net.clock.now_us() // 1_000_000
     child.tcp_header_len = 20 + (12 if req.tstamp_ok else 0)
+    if listener.md5sig_info is not None:
+        tcp_md5_openreq_child(listener, child)
     child.mss_clamp = peer_mss
     child.advmss = req.mss
     child.snd_wl1 = req.rcv_isn
@@ -513,7 +559,7 @@ def tcp_child_process(parent: TcpSock, child: TcpSock, skb: SKB) -> None:
     """Run the final ACK through the child and wake accept() (``tcp_child_process``)."""
     _unwrap_skb(child, skb)
     if tcp_rcv_state_process(child, skb):
-        tcp_v4_send_reset(child.net, skb)
+        tcp_v4_send_reset(child.net, skb, child)
     sk_wake(parent)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ..ktime import KTimer
 from ..packet.ipv4 import IPPROTO_TCP
 from ..packet.tcp import ACK, FIN, RST, SYN, syn_options, tcp_build, ts_option
+from . import md5 as _md5
 from . import sock as S
 from .sock import TCP_TIMEWAIT_LEN, TcpSock, ts_before, unwrap
 
@@ -30,7 +31,8 @@ class TimewaitSock:
     __slots__ = ("net", "saddr", "sport", "daddr", "dport", "state", "substate", "rcv_nxt",
                  "snd_nxt", "rcv_wnd", "rcv_wscale", "ts_recent", "ts_recent_stamp", "tsoffset",
                  "timer", "hash_key", "bind_bucket", "reuse", "reuseport", "rcv_saddr",
-                 "entry_stamp_ms", "tos", "ttl", "tstamp_ok", "kill", "tw_timeout")
+                 "entry_stamp_ms", "tos", "ttl", "tstamp_ok", "kill", "tw_timeout",
+                 "md5_key")
 
     def __init__(self, net: Netns, sk: TcpSock, state: int) -> None:
         self.net = net
@@ -61,6 +63,8 @@ class TimewaitSock:
         self.hash_key = None
         self.bind_bucket = None
         self.kill = False
+        # tcp_time_wait keeps a copy of the MD5 key for the peer (tw_md5_key) to sign ACKs
+        self.md5_key = None if sk.md5sig_info is None else _md5.tcp_v4_md5_lookup(sk)
 
     def remaining_us(self) -> int:
         return self.timer.remaining(self.net.clock.now_us())
@@ -241,14 +245,18 @@ def tcp_timewait_state_process(tw: TimewaitSock, th_flags: int, seq: int, ack_se
 
 
 def tcp_v4_timewait_ack(tw: TimewaitSock) -> None:
-    """ACK from a TIME_WAIT socket (``tcp_v4_timewait_ack``)."""
+    """ACK from a TIME_WAIT socket (``tcp_v4_timewait_ack``): timestamps, then the kept MD5
+    signature (``tcp_v4_send_ack`` writes them in that order)."""
     net = tw.net
     opts = b""
     if tw.tstamp_ok:
         opts = ts_option((net.clock.now_us() // 1000 + tw.tsoffset) & 0xFFFFFFFF, tw.ts_recent)
     win = min(tw.rcv_wnd >> tw.rcv_wscale, 0xFFFF)
+    md5 = tw.md5_key
     seg = tcp_build(tw.saddr, tw.daddr, tw.sport, tw.dport, tw.snd_nxt, tw.rcv_nxt, ACK, win,
-                    opts)
+                    opts if md5 is None else opts + _md5.MD5_OPTION)
+    if md5 is not None:
+        seg = _md5.tcp_md5_fill(seg, md5.key, tw.saddr, tw.daddr, 24 + len(opts))
     net.mib["TcpOutSegs"] += 1
     net.ip_output(tw.saddr, tw.daddr, IPPROTO_TCP, seg, tw.tos, tw.ttl or None)
 
@@ -285,14 +293,27 @@ class RequestSock:
 
 
 def tcp_v4_send_synack(req: RequestSock) -> None:
-    """Send (or resend) the SYN-ACK of a request (``tcp_v4_send_synack`` / ``tcp_make_synack``)."""
+    """Send (or resend) the SYN-ACK of a request (``tcp_v4_send_synack`` / ``tcp_make_synack``).
+
+    With the listener's MD5 key for the peer the signature comes first and, but for a cookie
+    SYN-ACK, timestamps are given up when SACK is on (``tcp_synack_options``: MD5 + TS leave
+    no room for a SACK block).
+    """
     net = req.net
+    listener = req.listener
+    md5 = None if listener.md5sig_info is None else _md5.tcp_md5_do_lookup(listener, req.daddr)
+    if md5 is not None and not req.cookie and req.sack_ok:
+        req.tstamp_ok = False
     ts = None
     if req.tstamp_ok:
         ts = ((net.clock.now_us() // 1000 + req.tsoffset) & 0xFFFFFFFF, req.ts_recent)
     opts = syn_options(req.mss, req.sack_ok, ts, req.rcv_wscale if req.wscale_ok else None)
+    if md5 is not None:
+        opts = _md5.MD5_OPTION + opts
     seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn, req.rcv_isn + 1,
                     SYN | ACK, min(req.rcv_wnd, 0xFFFF), opts)
+    if md5 is not None:
+        seg = _md5.tcp_md5_fill(seg, md5.key, req.saddr, req.daddr, 24)
     req.snt_synack = net.clock.now_us()
     net.mib["TcpOutSegs"] += 1
     net.ip_output(req.saddr, req.daddr, IPPROTO_TCP, seg, req.tos, req.ttl or None)

@@ -27,6 +27,14 @@ from ..packet.tcp import (
 )
 from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
 from .cong import CA_EVENT_CWND_RESTART, tcp_is_cwnd_limited
+from .md5 import (
+    MD5_OPTION,
+    TCPOLEN_MD5SIG_ALIGNED,
+    tcp_md5_connect_init,
+    tcp_md5_established_len,
+    tcp_md5_fill,
+    tcp_v4_md5_lookup,
+)
 from .recovery import (
     tcp_schedule_loss_probe,
     tcp_tsorted_add,
@@ -163,9 +171,15 @@ def tcp_sync_mss(sk: TcpSock, pmtu: int) -> int:
 def tcp_current_mss(sk: TcpSock) -> int:
     """MSS for the next segment: mss_cache less room for SACK blocks we must send."""
     mss = sk.mss_cache
+    hlen = sk.tcp_header_len
+    if sk.md5sig_info is not None:
+        # the header tcp_established_options writes now, against the one mss_cache assumed
+        hdr = 20 + (TCPOLEN_TSTAMP_ALIGNED if sk.tstamp_ok else 0) + tcp_md5_established_len(sk)
+        mss -= hdr - hlen
+        hlen = hdr
     if sk.sack_ok and (sk.num_sacks or sk.dsack):
         n = sk.num_sacks + sk.dsack
-        room = MAX_TCP_OPTION_SPACE - (sk.tcp_header_len - 20)
+        room = MAX_TCP_OPTION_SPACE - (hlen - 20)
         blocks = min(n, (room - TCPOLEN_SACK_BASE_ALIGNED) // TCPOLEN_SACK_PERBLOCK)
         if blocks > 0:
             mss -= TCPOLEN_SACK_BASE_ALIGNED + blocks * TCPOLEN_SACK_PERBLOCK
@@ -274,15 +288,18 @@ def tcp_select_window(sk: TcpSock) -> int:
 
 # ---- the transmit path --------------------------------------------------------------------
 
-def tcp_established_options(sk: TcpSock) -> bytes:
-    """Options for a non-SYN segment: timestamps, then DSACK/SACK blocks (``tcp_established_options``)."""
+def tcp_established_options(sk: TcpSock, md5_size: int = 0) -> bytes:
+    """Options for a non-SYN segment: timestamps, then DSACK/SACK blocks (``tcp_established_options``).
+
+    ``md5_size``: bytes an MD5 signature takes in front of them (tcp_transmit_skb adds it).
+    """
     opts = b""
-    size = 0
+    size = md5_size
     if sk.tstamp_ok:
         opts = _pack_ts(TCPOPT_TS_NOPNOP,                        # tcp_time_stamp_ts()
                         (sk.net.clock.now_us() // 1000 + sk.tsoffset) & 0xFFFFFFFF,
                         sk.ts_recent & 0xFFFFFFFF)
-        size = TCPOLEN_TSTAMP_ALIGNED
+        size += TCPOLEN_TSTAMP_ALIGNED
         if not sk.sack_ok:
             return opts
     if sk.sack_ok and (sk.num_sacks or sk.dsack):
@@ -320,6 +337,7 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     now = net.clock.now_us()
     if rcv_nxt is None:
         rcv_nxt = sk.rcv_nxt
+    md5 = tcp_v4_md5_lookup(sk) if sk.md5sig_info is not None else None
     if flags & SYN:
         ts = None
         if sk.tstamp_ok:
@@ -328,13 +346,17 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
                            sk.rcv_wscale if sk.wscale_ok else None)
         window = min(sk.rcv_wnd, 0xFFFF)
     else:
-        opts = tcp_established_options(sk)
+        opts = tcp_established_options(sk, 0 if md5 is None else TCPOLEN_MD5SIG_ALIGNED)
         window = tcp_select_window(sk)
+    if md5 is not None:
+        opts = MD5_OPTION + opts                    # tcp_options_write: the signature first
     # CHECKSUM_PARTIAL when the route's device checksums (sk_route_caps & NETIF_F_HW_CSUM)
     summed = CHECKSUM_PARTIAL if net.dev_features and (
         net.route_caps(sk.daddr) & NETIF_F_HW_CSUM) else 0
     seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, skb.seq, rcv_nxt if flags & ACK else 0,
                     flags, window, opts, skb.data, csum=not summed)
+    if md5 is not None:
+        seg = tcp_md5_fill(seg, md5.key, sk.saddr, sk.daddr, 24, not summed)
     if flags & ACK:
         tcp_event_ack_sent(sk, rcv_nxt)
     if skb.data:
@@ -567,8 +589,11 @@ def tcp_bound_to_half_wnd(sk: TcpSock, pktsize: int) -> int:
 
 
 def tcp_xmit_size_goal(sk: TcpSock, mss_now: int, large_allowed: bool) -> int:
-    """Bytes tcp_sendmsg puts in one skb: a whole number of MSS (``tcp_xmit_size_goal``)."""
-    if not large_allowed:
+    """Bytes tcp_sendmsg puts in one skb: a whole number of MSS (``tcp_xmit_size_goal``).
+
+    A socket with MD5 keys has GSO off and sk_gso_max_size 0: one MSS per skb.
+    """
+    if not large_allowed or sk.md5sig_info is not None:
         return mss_now
     new_size_goal = tcp_bound_to_half_wnd(sk, SK_GSO_MAX_SIZE)
     return max(min(new_size_goal // mss_now, GSO_MAX_SEGS) * mss_now, mss_now)
@@ -676,8 +701,8 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
     burst = 0         # segments left of the TSO skb Linux would be sending (tcpdive: MSS skbs)
     multi = False     # that TSO skb has more than one segment: its last one carries PSH
     # sk_can_gso: the route's device does TSO, so a burst leaves as one packet
-    gso: list[SKB] | None = [] if sk.net.dev_features and (
-        sk.net.route_caps(sk.daddr) & NETIF_F_TSO) else None
+    gso: list[SKB] | None = [] if sk.net.dev_features and sk.md5sig_info is None and (
+        sk.net.route_caps(sk.daddr) & NETIF_F_TSO) else None      # (MD5: sk_gso_disable)
     gso_bytes = 0
     now = sk.net.clock.now_us()
     cwnd_quota = quota_left = 0
@@ -1084,8 +1109,13 @@ def tcp_send_active_reset(sk: TcpSock) -> None:
     opts = b""
     if sk.tstamp_ok:
         opts = ts_option(tcp_time_stamp_ts(sk), sk.ts_recent)
+    md5 = tcp_v4_md5_lookup(sk) if sk.md5sig_info is not None else None
+    if md5 is not None:
+        opts = MD5_OPTION + opts
     seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, seq, sk.rcv_nxt, RST | ACK,
                     0, opts)
+    if md5 is not None:
+        seg = tcp_md5_fill(seg, md5.key, sk.saddr, sk.daddr, 24)
     net.mib["TcpOutRsts"] += 1
     net.mib["TcpOutSegs"] += 1
     tp = net.trace.send_reset
@@ -1098,6 +1128,7 @@ def tcp_connect_init(sk: TcpSock) -> None:
     """Choose window, scale and MSS for an active open (``tcp_connect_init``)."""
     sc = sk.net.sysctl
     sk.tcp_header_len = 20 + (TCPOLEN_TSTAMP_ALIGNED if sc.tcp_timestamps else 0)
+    md5 = sk.md5sig_info is not None and tcp_md5_connect_init(sk)
     if sk.user_mss:
         sk.mss_clamp = sk.user_mss
     pmtu = sk.net.route_mtu(sk.daddr)
@@ -1123,7 +1154,7 @@ def tcp_connect_init(sk: TcpSock) -> None:
     sk.copied_seq = 0
     sk.icsk_rto = sk.net.tcp_timeout_init()
     sk.icsk_retransmits = 0
-    sk.tstamp_ok = bool(sc.tcp_timestamps)
+    sk.tstamp_ok = bool(sc.tcp_timestamps) and not md5      # tcp_syn_options: MD5 or TS
     sk.sack_ok = bool(sc.tcp_sack)
 
 

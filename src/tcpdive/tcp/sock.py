@@ -182,6 +182,8 @@ class TcpSock:
         "sk_pacing_rate",
         # Linux skb layout of the send queues (tcp_lskb in output.py), SOCK_NOSPACE
         "lskb", "sock_nospace",
+        # TCP_MD5SIG keys (tcp/md5.py), None until the first key
+        "md5sig_info",
     )
 
     def __init__(self, net: Netns) -> None:
@@ -292,6 +294,7 @@ class TcpSock:
         self.sk_pacing_rate = SK_MAX_PACING_RATE  # sock_init_data: ~0UL until a rate is set
         self.lskb = None
         self.sock_nospace = False
+        self.md5sig_info = None
         self.tlp_high_seq = 0
         self.snd_cwnd = TCP_INIT_CWND
         self.snd_ssthresh = TCP_INFINITE_SSTHRESH

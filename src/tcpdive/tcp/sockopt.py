@@ -236,6 +236,13 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
             if sk.ca is not None:
                 tcp_init_congestion_control(sk)
             return
+        if optname in (14, 32):                                  # TCP_MD5SIG / TCP_MD5SIG_EXT
+            from .md5 import tcp_v4_parse_md5_keys
+
+            if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) < 4:
+                raise oserror(E.EINVAL, "optlen < sizeof(int)")
+            tcp_v4_parse_md5_keys(sk, optname, value)
+            return
         v = _int(value)
         if optname == 1:                                         # TCP_NODELAY
             if v:

@@ -43,6 +43,7 @@ from .sock import (
     ICSK_TIME_REO_TIMEOUT,
     ICSK_TIME_RETRANS,
     MAX_TCP_WINDOW,
+    POLL_KEY_OUT,
     SK_PACING_SHIFT,
     TCP_ATO_MIN,
     TCP_CLOSE,
@@ -944,7 +945,7 @@ def sk_stream_write_space(sk: TcpSock) -> None:
     """Wake writers once the socket is writeable again (``sk_stream_write_space``)."""
     if __sk_stream_is_writeable(sk, 1):
         sk.sock_nospace = False
-        sk_wake(sk)
+        sk_wake(sk, POLL_KEY_OUT)
 
 
 # ---- timers from the send side --------------------------------------------------------------

@@ -654,6 +654,20 @@ def tcp_tso_burst(sk: TcpSock, mss_now: int, max_segs: int, nonagle: int) -> int
     return max(segs, 1)
 
 
+def tcp_grow_skb_psh(q: deque[SKB], burst: int) -> None:
+    """A burst grown into the next skb (``tcp_grow_skb``) keeps the head skb's flags: a PSH that
+    marked the head's end now marks the end of the grown skb, not a segment inside it."""
+    moved = False
+    for i, s in enumerate(q):
+        if i == burst - 1:
+            if moved:
+                s.flags |= PSH
+            return
+        if s.flags & PSH:
+            s.flags &= ~PSH
+            moved = True
+
+
 def _lskb_eor(q: deque[SKB], end: int) -> bool:
     """Is the Linux skb ending at ``end`` marked EOR (MSG_EOR: nothing may join it)?"""
     for s in q:
@@ -721,6 +735,8 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
                 if not max_segs:
                     max_segs = tcp_tso_segs(sk, mss_now)
                 burst = tcp_tso_burst(sk, mss_now, min(cwnd_quota, max_segs), nonagle)
+                if burst > 1:
+                    tcp_grow_skb_psh(q, burst)
             multi = burst > 1
             burst_start = skb.seq
         burst -= 1

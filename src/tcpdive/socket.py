@@ -19,6 +19,7 @@ from . import errors as E
 from .errors import oserror
 from .packet.ipv4 import int2ip, ip2int
 from .tcp import sock as S
+from .tcp.input import tcp_epollin_ready
 from .tcp.ipv4 import tcp_v4_connect
 from .tcp.output import __sk_stream_is_writeable
 from .tcp.sock import TcpSock
@@ -629,6 +630,10 @@ class Socket:
         self.closed = True
         self.net.files.release(self.fd)
         sk = self.sk
+        if sk.ep_wq:
+            from .epoll import eventpoll_release
+
+            eventpoll_release(self)
         if self.is_tcp:
             tcp_close(sk)
         else:
@@ -723,27 +728,35 @@ class Socket:
 
 
 def tcp_poll(sk: TcpSock) -> int:
-    """``tcp_poll``: POLLIN/OUT/HUP/ERR/RDHUP for a TCP socket."""
+    """``tcp_poll``: the readiness mask of a TCP socket, shared by poll(), select() and epoll.
+
+    Listener: POLLIN with a connection to accept (``inet_csk_listen_poll``). Otherwise POLLHUP
+    when shut down both ways or CLOSE, POLLIN|POLLRDHUP once the peer's FIN (or SHUT_RD) is in,
+    POLLIN for SO_RCVLOWAT bytes (``tcp_epollin_ready``), POLLOUT while
+    ``__sk_stream_is_writeable`` (buffer space and TCP_NOTSENT_LOWAT), POLLPRI for valid urgent
+    data, POLLERR for a pending error. Finding no room sets SOCK_NOSPACE, so ``tcp_check_space``
+    wakes the poller once ACKs free enough."""
     state = sk.state
     if state == S.TCP_LISTEN:
         return POLLIN | POLLRDNORM if sk.accept_queue else 0
     mask = 0
-    if sk.sk_shutdown == S.SHUTDOWN_MASK or state == S.TCP_CLOSE:
+    shutdown = sk.sk_shutdown
+    if shutdown == S.SHUTDOWN_MASK or state == S.TCP_CLOSE:
         mask |= POLLHUP
-    if sk.sk_shutdown & S.RCV_SHUTDOWN:
+    if shutdown & S.RCV_SHUTDOWN:
         mask |= POLLIN | POLLRDNORM | POLLRDHUP
-    if state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
-        if sk.rcv_queue_bytes >= max(sk.sk_rcvlowat, 1):
+    if state != S.TCP_SYN_SENT and state != S.TCP_SYN_RECV:
+        if tcp_epollin_ready(sk, sk.sk_rcvlowat or 1):
             mask |= POLLIN | POLLRDNORM
-        if not sk.sk_shutdown & S.SEND_SHUTDOWN:
-            # __sk_stream_is_writeable(sk, 1); if not, SOCK_NOSPACE asks tcp_check_space
-            # for a wake-up once ACKs free enough room
-            if state != S.TCP_CLOSE and __sk_stream_is_writeable(sk, 1):
-                mask |= POLLOUT | 0x100
+        if not shutdown & S.SEND_SHUTDOWN:
+            if __sk_stream_is_writeable(sk, 1):
+                mask |= POLLOUT | POLLWRNORM
             else:
                 sk.sock_nospace = True
         else:
-            mask |= POLLOUT | 0x100
+            mask |= POLLOUT | POLLWRNORM
+        if sk.urg_data & 0x100:                 # TCP_URG_VALID
+            mask |= POLLPRI
     if sk.sk_err:
         mask |= POLLERR
     return mask

@@ -81,11 +81,12 @@ def udp_skb_truesize(ip_len: int) -> int:
     return ((ip_len + _NET_SKB_PAD + _ETH_HLEN + 63) & ~63) + _SKB_OVERHEAD
 
 
-def _sk_wake(sk: UdpSock) -> None:
-    """``sk_data_ready`` / ``sk_error_report``: wake every sleeper on the socket."""
+def _sk_wake(sk: UdpSock, key: int = 0) -> None:
+    """``sk_data_ready`` / ``sk_error_report``: wake every sleeper on the socket (``key``: the
+    poll bits the wake-up is about, 0 for a state change)."""
     from ..tcp.tcp import sk_wake
 
-    sk_wake(sk)
+    sk_wake(sk, key)
 
 
 class UdpTable:
@@ -323,8 +324,8 @@ class UdpTable:
         if not sk.recverr and (not harderr or sk.state != TCP_ESTABLISHED):
             return
         sk.sk_err = err
-        if sk.wq:
-            _sk_wake(sk)
+        if sk.wq or sk.ep_wq:
+            _sk_wake(sk, 0x008)                  # sk_error_report: EPOLLERR
 
 
 class UdpSock:
@@ -339,7 +340,7 @@ class UdpSock:
 
     __slots__ = (
         "net", "state", "saddr", "rcv_saddr", "sport", "daddr", "dport", "sk_err", "sk_err_soft",
-        "sk_rcvbuf", "sk_sndbuf", "userlocks", "reuse", "reuseport", "wq", "socket",
+        "sk_rcvbuf", "sk_sndbuf", "userlocks", "reuse", "reuseport", "wq", "ep_wq", "socket",
         "sk_shutdown", "receive_queue", "rmem_alloc", "drops", "hashed", "bound", "dead",
         "tos", "ttl", "mc_ttl", "broadcast", "recverr", "pmtudisc", "no_check_tx", "bound_dev",
         "sk_rcvlowat", "sk_rcvtimeo", "sk_sndtimeo", "keepopen", "linger", "lingertime",
@@ -359,6 +360,7 @@ class UdpSock:
         self.reuse = 0
         self.reuseport = False
         self.wq: list | None = None
+        self.ep_wq: list | None = None
         self.socket: Any = None
         self.sk_shutdown = 0
         self.receive_queue: deque[tuple[bytes, int, int, int, bool]] | None = None
@@ -428,8 +430,8 @@ class UdpSock:
             q = self.receive_queue = deque()
         q.append((payload, saddr, sport, truesize, bad))
         self.rmem_alloc += truesize
-        if self.wq:
-            _sk_wake(self)
+        if self.wq or self.ep_wq:
+            _sk_wake(self, 0x0C3)                # sock_def_readable: EPOLLIN|PRI|RDNORM|RDBAND
         return True
 
     def _first_packet(self) -> tuple[bytes, int, int, int, bool] | None:
@@ -622,7 +624,7 @@ class UdpSock:
         if how not in (0, 1, 2):
             raise oserror(E.EINVAL)
         self.sk_shutdown |= how + 1
-        if self.wq:
+        if self.wq or self.ep_wq:
             _sk_wake(self)
         if self.state == TCP_CLOSE:
             raise oserror(E.ENOTCONN)
@@ -634,7 +636,7 @@ class UdpSock:
         self.dead = True
         self.receive_queue = None
         self.rmem_alloc = 0
-        if self.wq:
+        if self.wq or self.ep_wq:
             _sk_wake(self)
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors as E
+from ..epoll import EPOLL_CTL_DEL, Eventpoll, epoll_create, epoll_create1, epoll_ctl
 from ..net.netns import NetDevice, Netns
 from ..packet.ipv4 import ip2int
 from ..sim.loop import VirtualTimeLoop
@@ -37,6 +38,7 @@ from .ast import (
     Command,
     Direction,
     EllipsisExpr,
+    EpollEventExpr,
     Event,
     IcmpPacket,
     In6AddrExpr,
@@ -1032,13 +1034,22 @@ class Runner:
             return self._int(e.items[0])
         raise TypeError(f"not an integer: {e!r}")
 
-    def _sock(self, e: Any) -> Socket:
+    def _file(self, e: Any) -> Any:
+        """The open file behind a script fd (to_live_fd); EBADF if none."""
         fd = self._int(e)
         s = self.fds.get(fd)
         if s is None:
             s = self.net.files.files.get(fd)
         if s is None or s.closed:
             raise OSError(E.EBADF, "bad fd")
+        return s
+
+    def _sock(self, e: Any, not_sock: int = E.ENOTSOCK) -> Socket:
+        """The socket behind a script fd: EBADF if none, ``not_sock`` for another file (an
+        epoll fd: ENOTSOCK for socket calls, EINVAL for read/write)."""
+        s = self._file(e)
+        if not isinstance(s, Socket):
+            raise OSError(not_sock, "not a socket")
         return s
 
     def _sockaddr(self, e: Any, default: tuple[int, int]) -> tuple[int, int]:
@@ -1178,7 +1189,7 @@ class Runner:
             raise OSError(E.EFAULT, "bad address")
 
     async def sys_read(self, ev: Event, sc: Syscall, a: tuple) -> int:
-        s = self._sock(a[0])
+        s = self._sock(a[0], E.EINVAL)
         n = self._int(a[2])
         self._check_efault(a[1], n)
         return len(await self._recv(s, n, 0))
@@ -1193,7 +1204,7 @@ class Runner:
         return await self.sys_recv(ev, sc, a)
 
     async def sys_write(self, ev: Event, sc: Syscall, a: tuple) -> int:
-        s = self._sock(a[0])
+        s = self._sock(a[0], E.EINVAL)
         n = self._int(a[2])
         return await self._send(s, self._buf(a[1], n), 0)
 
@@ -1250,7 +1261,7 @@ class Runner:
 
     async def sys_close(self, ev: Event, sc: Syscall, a: tuple) -> int:
         fd = self._int(a[0])
-        s = self._sock(a[0])
+        s = self._file(a[0])
         s.close()
         self.fds.pop(fd, None)
         return 0
@@ -1260,10 +1271,10 @@ class Runner:
         return 0
 
     async def sys_fcntl(self, ev: Event, sc: Syscall, a: tuple) -> int:
-        s = self._sock(a[0])
+        s = self._file(a[0])
         cmd = self._int(a[1])
         if cmd == SYMBOLS["F_GETFL"]:
-            return _O_RDWR | (_O_NONBLOCK if s.nonblocking else 0)
+            return _O_RDWR | (_O_NONBLOCK if getattr(s, "nonblocking", False) else 0)
         if cmd == SYMBOLS["F_SETFL"]:
             s.nonblocking = bool(self._int(a[2]) & _O_NONBLOCK)
             s.timeout = None
@@ -1363,7 +1374,7 @@ class Runner:
 
                 for fd, _e in fds:
                     s = self.fds.get(fd) or self.net.files.files.get(fd)
-                    if s is not None and s.is_tcp:
+                    if s is not None and getattr(s, "is_tcp", False):
                         sk_add_waiter(s.sk, wake)
                 h = None
                 if deadline is not None:
@@ -1378,6 +1389,66 @@ class Runner:
                 raise _ScriptFailure(f"poll: expected revents {want:#x} for fd "
                                      f"{self._int(p.fd)} but got {got:#x}")
         return sum(1 for _, r in res if r)
+
+    # ---- epoll (run_system_call.c syscall_epoll_*) -------------------------------------
+
+    def _epoll_data(self, ev: EpollEventExpr, script_fd: int | None) -> tuple[str, int]:
+        """The data union of an ``{events=..., fd|ptr|u32|u64=...}`` (get_epoll_event_from_expr):
+        ``fd=`` names a script fd, mapped to its live fd (-1 if unknown)."""
+        val = self._int(ev.value)
+        if ev.key != "fd":
+            return ev.key, val
+        if script_fd is not None and val != script_fd:
+            raise _ScriptFailure("wrong fd specified in epoll_event")
+        f = self.fds.get(val) or self.net.files.files.get(val)
+        return "fd", f.fd if f is not None and not f.closed else -1
+
+    def _epoll_fd(self, ev: Event, sc: Syscall, fd: int) -> int:
+        """Map the new epoll fd to the script's (run_syscall_epoll_create)."""
+        expected = self._expected_result(ev, sc)
+        key = expected if expected is not None and expected >= 0 else fd
+        self.fds[key] = self.net.files.get(fd)
+        return key
+
+    async def sys_epoll_create(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        return self._epoll_fd(ev, sc, epoll_create(self.net, self._int(a[0])))
+
+    async def sys_epoll_create1(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        return self._epoll_fd(ev, sc, epoll_create1(self.net, self._int(a[0])))
+
+    async def sys_epoll_ctl(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        op, script_fd = self._int(a[1]), self._int(a[2])
+        events, data = 0, None
+        if isinstance(a[3], EpollEventExpr):
+            events = self._int(a[3].events)
+            data = self._epoll_data(a[3], script_fd)[1]
+        elif op != EPOLL_CTL_DEL:
+            raise OSError(E.EFAULT, "bad address")
+        ep, tf = self._file(a[0]), self._file(a[2])
+        epoll_ctl(self.net, ep.fd, op, tf.fd, events, data)
+        return 0
+
+    async def sys_epoll_wait(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        want = a[1]
+        maxevents, timeout = self._int(a[2]), self._int(a[3])
+        if maxevents <= 0:
+            raise OSError(E.EINVAL, "maxevents")
+        ep = self._file(a[0])
+        if not isinstance(ep, Eventpoll):
+            raise OSError(E.EINVAL, "not an epoll fd")
+        res = await ep.aepoll_wait(maxevents, timeout)
+        got_data, got_events = res[0] if res else (0, 0)
+        if isinstance(want, EpollEventExpr):
+            exp_events = self._int(want.events) & 0xFFFFFFFF
+            if exp_events != got_events:
+                raise _ScriptFailure("epoll_event->events does not match script: expected: "
+                                     f"{exp_events:#x} actual: {got_events:#x}")
+            kind, exp = self._epoll_data(want, None)
+            mask = 0xFFFFFFFF if kind in ("fd", "u32") else (1 << 64) - 1
+            if (exp & mask) != (got_data & mask):
+                raise _ScriptFailure(f"epoll_event->data does not match script: expected: "
+                                     f"{exp} actual: {got_data}")
+        return len(res)
 
 
 # --------------------------------------------------------------------------- entry points

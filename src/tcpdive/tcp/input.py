@@ -1601,10 +1601,22 @@ def tcp_queue_rcv(sk: TcpSock, data: bytes) -> None:
     sk.rcv_queue_bytes += len(data)
 
 
+def tcp_epollin_ready(sk: TcpSock, target: int) -> bool:
+    """Enough to read for a reader wanting ``target`` bytes, or the buffer or window is nearly
+    full (``tcp_epollin_ready``: tcp_rmem_pressure, receive window <= rcv_mss). Queued payload
+    stands for sk_rmem_alloc, as in tcp_space."""
+    avail = sk.rcv_queue_bytes
+    if avail <= 0:
+        return False
+    rcvbuf = sk.sk_rcvbuf
+    return (avail >= target or avail + sk.ofo_bytes > rcvbuf - (rcvbuf >> 3)
+            or sk.tcp_receive_window() <= sk.ack_rcv_mss)
+
+
 def tcp_data_ready(sk: TcpSock) -> None:
-    """Wake readers (``tcp_data_ready``)."""
-    if sk.wq:
-        sk_wake(sk)
+    """Wake readers once SO_RCVLOWAT is met or the stream has ended (``tcp_data_ready``)."""
+    if (sk.wq or sk.ep_wq) and (sk.done or tcp_epollin_ready(sk, sk.sk_rcvlowat)):
+        sk_wake(sk, S.POLL_KEY_IN)
 
 
 def tcp_sack_remove(sk: TcpSock) -> None:
@@ -1786,7 +1798,7 @@ def tcp_fin(sk: TcpSock) -> None:
         sk.num_sacks = 0
         sk.selective_acks = ()
     if not sk.dead:
-        tcp_data_ready(sk)
+        sk_wake(sk)                                     # sk_state_change
 
 
 # ---- ESTABLISHED -----------------------------------------------------------------------------

@@ -558,9 +558,11 @@ def _inherit_port(hi, listener: TcpSock, child: TcpSock) -> None:
 def tcp_child_process(parent: TcpSock, child: TcpSock, skb: SKB) -> None:
     """Run the final ACK through the child and wake accept() (``tcp_child_process``)."""
     _unwrap_skb(child, skb)
+    state = child.state
     if tcp_rcv_state_process(child, skb):
         tcp_v4_send_reset(child.net, skb, child)
-    sk_wake(parent)
+    if child.state != state:
+        sk_wake(parent, S.POLL_KEY_IN)                  # parent->sk_data_ready
 
 
 def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:

@@ -51,6 +51,7 @@ from .sock import (
     ICSK_TIME_REO_TIMEOUT,
     ICSK_TIME_RETRANS,
     MAX_TCP_WINDOW,
+    POLL_KEY_OUT,
     SK_PACING_SHIFT,
     TCP_ATO_MIN,
     TCP_CLOSE,
@@ -678,6 +679,20 @@ def tcp_tso_burst(sk: TcpSock, mss_now: int, max_segs: int, nonagle: int) -> int
     return max(segs, 1)
 
 
+def tcp_grow_skb_psh(q: deque[SKB], burst: int) -> None:
+    """A burst grown into the next skb (``tcp_grow_skb``) keeps the head skb's flags: a PSH that
+    marked the head's end now marks the end of the grown skb, not a segment inside it."""
+    moved = False
+    for i, s in enumerate(q):
+        if i == burst - 1:
+            if moved:
+                s.flags |= PSH
+            return
+        if s.flags & PSH:
+            s.flags &= ~PSH
+            moved = True
+
+
 def _lskb_eor(q: deque[SKB], end: int) -> bool:
     """Is the Linux skb ending at ``end`` marked EOR (MSG_EOR: nothing may join it)?"""
     for s in q:
@@ -745,6 +760,8 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
                 if not max_segs:
                     max_segs = tcp_tso_segs(sk, mss_now)
                 burst = tcp_tso_burst(sk, mss_now, min(cwnd_quota, max_segs), nonagle)
+                if burst > 1:
+                    tcp_grow_skb_psh(q, burst)
             multi = burst > 1
             burst_start = skb.seq
         burst -= 1
@@ -969,7 +986,7 @@ def sk_stream_write_space(sk: TcpSock) -> None:
     """Wake writers once the socket is writeable again (``sk_stream_write_space``)."""
     if __sk_stream_is_writeable(sk, 1):
         sk.sock_nospace = False
-        sk_wake(sk)
+        sk_wake(sk, POLL_KEY_OUT)
 
 
 # ---- timers from the send side --------------------------------------------------------------

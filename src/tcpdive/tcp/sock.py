@@ -129,7 +129,7 @@ class TcpSock:
         # struct sock / inet_sock
         "net", "state", "saddr", "sport", "daddr", "dport", "sk_err", "sk_err_soft", "sk_shutdown",
         "dead", "keepopen", "linger", "lingertime", "sk_rcvbuf", "sk_sndbuf", "userlocks",
-        "reuse", "reuseport", "socket", "wq", "bound", "tos", "ttl", "owned_by_user", "backlog",
+        "reuse", "reuseport", "socket", "wq", "ep_wq", "bound", "tos", "ttl", "owned_by_user", "backlog",
         "sk_rcvlowat", "sk_sndtimeo", "sk_rcvtimeo", "done", "bind_bucket", "bound_dev",
         "ehashed", "hash_key", "sk_wmem_queued", "inet_id", "rcv_saddr", "zapped",
         # listener (inet_connection_sock accept queue)
@@ -208,6 +208,7 @@ class TcpSock:
         self.reuseport = False
         self.socket = None
         self.wq: list | None = None
+        self.ep_wq: list | None = None      # epoll entries on sk_wq (epoll.py), kept across wakes
         self.bound = False
         self.bind_bucket = None
         self.bound_dev = None
@@ -427,13 +428,25 @@ class TcpSock:
                 f" {self.name()}>")
 
 
-def sk_wake(sk) -> None:
-    """Wake everyone sleeping on the socket (``sk->sk_data_ready`` / ``sk_state_change``)."""
+# wake-up keys (``wake_up_interruptible_poll(&wq->wait, key)``): what a wake-up is about
+POLL_KEY_IN = 0x0C3     # EPOLLIN | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND (sock_def_readable)
+POLL_KEY_OUT = 0x304    # EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND (sk_stream_write_space)
+POLL_KEY_ERR = 0x008    # EPOLLERR (sock_def_error_report)
+
+
+def sk_wake(sk, key: int = 0) -> None:
+    """Wake everyone sleeping on the socket (``sk->sk_data_ready`` / ``sk_state_change`` /
+    ``sk_write_space``). Blocking sleepers are one-shot; epoll entries (``ep_wq``) stay queued and
+    get the ``key`` (0 = any event, as ``sk_state_change`` wakes), like ``ep_poll_callback``."""
     wq = sk.wq
     if wq:
         sk.wq = None
         for cb in wq:
             cb()
+    ep = sk.ep_wq
+    if ep:
+        for epi in tuple(ep):
+            epi.wake(key)
 
 
 def sk_add_waiter(sk, cb) -> None:

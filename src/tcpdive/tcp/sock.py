@@ -182,6 +182,9 @@ class TcpSock:
         "sk_pacing_rate",
         # Linux skb layout of the send queues (tcp_lskb in output.py), SOCK_NOSPACE
         "lskb", "sock_nospace",
+        # the cached route (sk_dst_cache) with the rt_genid it was taken at and its path MTU
+        # (dst_mtu, lowered by ICMP); MTU probing state (icsk_mtup + tp->mtu_probe), lazily
+        "dst", "dst_genid", "dst_mtu", "mtup",
     )
 
     def __init__(self, net: Netns) -> None:
@@ -292,6 +295,10 @@ class TcpSock:
         self.sk_pacing_rate = SK_MAX_PACING_RATE  # sock_init_data: ~0UL until a rate is set
         self.lskb = None
         self.sock_nospace = False
+        self.dst = None
+        self.dst_genid = -1
+        self.dst_mtu = 0
+        self.mtup = None
         self.tlp_high_seq = 0
         self.snd_cwnd = TCP_INIT_CWND
         self.snd_ssthresh = TCP_INFINITE_SSTHRESH

@@ -1071,6 +1071,16 @@ def tcp_send_ack(sk: TcpSock) -> None:
     __tcp_send_ack(sk, sk.rcv_nxt)
 
 
+def tcp_delack_max(sk: TcpSock) -> int:
+    """Longest delayed-ACK wait (``tcp_delack_max``, Linux 6.11+): icsk_delack_max, and one
+    jiffy less than the RTO floor (the route's rto_min, else tcp_rto_min_us) -- 199 ms by
+    default -- so a delayed ACK never races the peer's minimum RTO."""
+    rto_min = -(-tcp_rto_min_us(sk) // 1000)            # usecs_to_jiffies (HZ 1000)
+    from_rto_min = (max(rto_min, 2) - 1) * 1000
+    d = sk.icsk_delack_max
+    return d if d < from_rto_min else from_rto_min
+
+
 def tcp_send_delayed_ack(sk: TcpSock) -> None:
     """Schedule the delayed ACK within ato, bounded by RTT and 200 ms (``tcp_send_delayed_ack``)."""
     ato = sk.ack_ato
@@ -1083,7 +1093,7 @@ def tcp_send_delayed_ack(sk: TcpSock) -> None:
             if rtt < max_ato:
                 max_ato = rtt
         ato = min(ato, max_ato)
-    ato = min(ato, sk.icsk_delack_max, tcp_rto_min_us(sk))    # tcp_delack_max (6.7+)
+    ato = min(ato, tcp_delack_max(sk))
     now = sk.net.clock.now_us()
     timeout = now + ato
     if sk.ack_pending & ICSK_ACK_TIMER:

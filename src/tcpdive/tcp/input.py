@@ -2060,7 +2060,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         if sk.ca is None:
             tcp_init_transfer(sk)
         else:
-            if net.sysctl.tcp_mtu_probing:       # tcp_init_transfer's tcp_mtup_init
+            if net.sysctl.tcp_mtu_probing or sk.mtup is not None:   # tcp_mtup_init
                 from .mtu_probe import tcp_mtup_init
 
                 tcp_mtup_init(sk)

@@ -1082,7 +1082,8 @@ def tcp_delack_max(sk: TcpSock) -> int:
 
 
 def tcp_send_delayed_ack(sk: TcpSock) -> None:
-    """Schedule the delayed ACK within ato, bounded by RTT and 200 ms (``tcp_send_delayed_ack``)."""
+    """Schedule the delayed ACK within ato, bounded by RTT and tcp_delack_max
+    (``tcp_send_delayed_ack``)."""
     ato = sk.ack_ato
     if ato > TCP_DELACK_MIN:
         max_ato = 500_000
@@ -1149,7 +1150,7 @@ def tcp_connect_init(sk: TcpSock) -> None:
     sk_dst_set(sk, route)
     pmtu = sk.dst_mtu if route is not None else 1500
     sk.max_window = 0
-    if sc.tcp_mtu_probing:
+    if sc.tcp_mtu_probing or sk.mtup is not None:
         from .mtu_probe import tcp_mtup_init
 
         tcp_mtup_init(sk)

@@ -89,7 +89,7 @@ class NetDevice:
     """A network interface: name, MTU, IPv4 addresses, offload features, the driver's transmit."""
 
     __slots__ = ("name", "mtu", "addrs", "xmit", "net", "up", "tx_packets", "rx_packets",
-                 "tx_bytes", "rx_bytes", "features", "qdisc_limit", "qdisc_drops")
+                 "tx_bytes", "rx_bytes", "features", "qdisc_limit", "qdisc_drops", "tx_dropped")
 
     def __init__(self, name: str, mtu: int = 1500,
                  xmit: Callable[[bytes, int], None] | None = None) -> None:
@@ -103,6 +103,7 @@ class NetDevice:
         self.features = 0
         self.qdisc_limit: int | None = None        # root pfifo's packet limit; None: default
         self.qdisc_drops = 0
+        self.tx_dropped = 0                          # frames over the MTU (_dev_mtu_exceeded)
 
     def set_qdisc(self, limit: int | None) -> None:
         """``tc qdisc add|replace dev NAME root pfifo limit N`` (None: ``tc qdisc del``, back
@@ -121,9 +122,12 @@ class NetDevice:
 
 
 class Route:
-    """One FIB entry: destination prefix, output device, optional gateway and preferred source."""
+    """One FIB entry: destination prefix, output device, optional gateway and preferred source,
+    and its metrics (``fib_metrics``, see net/route.py): mtu, advmss, initcwnd, initrwnd,
+    rto_min (ms), quickack and the lock bits (``1 << RTAX_x``); 0 = not set."""
 
-    __slots__ = ("dst", "plen", "mask", "dev", "gw", "src")
+    __slots__ = ("dst", "plen", "mask", "dev", "gw", "src", "mtu", "advmss", "initcwnd",
+                 "initrwnd", "rto_min", "quickack", "locks")
 
     def __init__(self, dst: int, plen: int, dev: NetDevice, gw: int = 0, src: int = 0) -> None:
         self.plen = plen
@@ -132,6 +136,8 @@ class Route:
         self.dev = dev
         self.gw = gw
         self.src = src
+        self.mtu = self.advmss = self.initcwnd = self.initrwnd = 0
+        self.rto_min = self.quickack = self.locks = 0
 
 
 class Netns:
@@ -149,6 +155,7 @@ class Netns:
         self.devices: dict[str, NetDevice] = {}
         self.routes: list[Route] = []
         self._fib_cache: dict[int, Route] = {}   # daddr -> route, emptied when routes change
+        self.rt_genid = 0                  # bumped when routes change: cached dsts go stale
         self.local_addrs: set[int] = set()
         self.nf_hooks: list[list[NfHook]] = [[], [], [], [], []]
         self.dev_features = 0            # union of the devices' features: 0 = no offload anywhere
@@ -205,14 +212,91 @@ class Netns:
         self.add_route(a, prefixlen, devname, src=a)
 
     def add_route(self, dst: str | int, plen: int, devname: str, gw: str | int = 0,
-                  src: str | int = 0) -> None:
-        """``ip route add DST/PLEN [via GW] dev DEV [src SRC]``; longest prefix wins."""
+                  src: str | int = 0, **metrics) -> Route:
+        """``ip route add DST/PLEN [via GW] dev DEV [src SRC] [METRICS]``; longest prefix wins.
+
+        Metrics (keywords): ``mtu``, ``mtu_lock``, ``advmss``, ``initcwnd``, ``initrwnd``,
+        ``rto_min`` (seconds), ``quickack`` -- see net/route.py. Unlike ``ip route add`` (EEXIST)
+        an existing prefix is not refused here (the older entry stays first)."""
+        r = self._make_route(dst, plen, devname, gw, src, metrics)
+        self.routes.append(r)
+        self._routes_changed()
+        return r
+
+    def change_route(self, dst: str | int, plen: int, devname: str, gw: str | int = 0,
+                     src: str | int = 0, **metrics) -> Route:
+        """``ip route change``: replace the DST/PLEN entry -- device, gateway, source and all
+        metrics (those not given are cleared, as a new fib_info has none); ENOENT if absent."""
+        r = self._make_route(dst, plen, devname, gw, src, metrics)
+        old = self.find_route(r.dst, plen)
+        if old is None:
+            from errno import ENOENT
+
+            from ..errors import oserror
+
+            raise oserror(ENOENT, "no such route")
+        self.routes[self.routes.index(old)] = r
+        self._routes_changed()
+        return r
+
+    def replace_route(self, dst: str | int, plen: int, devname: str, gw: str | int = 0,
+                      src: str | int = 0, **metrics) -> Route:
+        """``ip route replace``: change the entry, or add it if there is none."""
+        r = self._make_route(dst, plen, devname, gw, src, metrics)
+        old = self.find_route(r.dst, plen)
+        if old is None:
+            self.routes.append(r)
+        else:
+            self.routes[self.routes.index(old)] = r
+        self._routes_changed()
+        return r
+
+    def del_route(self, dst: str | int, plen: int) -> None:
+        """``ip route del DST/PLEN``; ESRCH if there is no such entry."""
+        d = ip2int(dst) if isinstance(dst, str) else dst
+        old = self.find_route(d, plen)
+        if old is None:
+            from errno import ESRCH
+
+            from ..errors import oserror
+
+            raise oserror(ESRCH, "no such route")
+        self.routes.remove(old)
+        self._routes_changed()
+
+    def find_route(self, dst: int, plen: int) -> Route | None:
+        """The FIB entry for exactly DST/PLEN (``fib_find_alias``), or None."""
+        mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+        d = dst & mask
+        for r in self.routes:
+            if r.plen == plen and r.dst == d:
+                return r
+        return None
+
+    def ip_route(self, command: str | list[str]) -> None:
+        """Run an ``ip route add|change|replace|del ...`` command line (net/route.py)."""
+        from .route import ip_route
+
+        ip_route(self, command)
+
+    def _make_route(self, dst, plen, devname, gw, src, metrics: dict) -> Route:
         d = ip2int(dst) if isinstance(dst, str) else dst
         g = ip2int(gw) if isinstance(gw, str) else gw
         s = ip2int(src) if isinstance(src, str) else src
-        self.routes.append(Route(d, plen, self.devices[devname], g, s))
+        r = Route(d, plen, self.devices[devname], g, s)
+        if metrics:
+            from .route import metrics_convert
+
+            for k, v in metrics_convert(**metrics).items():
+                setattr(r, k, v)
+        return r
+
+    def _routes_changed(self) -> None:
+        """Keep the table longest-prefix first; forget cached lookups; make every socket's
+        cached route stale (``rt_cache_flush``: rt_genid bump)."""
         self.routes.sort(key=lambda r: -r.plen)
         self._fib_cache.clear()
+        self.rt_genid += 1
 
     def add_default_route(self, devname: str, gw: str | int = 0) -> None:
         self.add_route(0, 0, devname, gw)
@@ -264,9 +348,13 @@ class Netns:
         return self.clock.now_us()
 
     def route_mtu(self, daddr: int) -> int:
-        """Path MTU toward ``daddr``: the output device's MTU (no PMTU cache yet)."""
+        """Path MTU toward ``daddr`` (``dst_mtu``): the route's mtu metric, else the output
+        device's MTU, at most IP_MAX_MTU (no PMTU cache: an ICMP-learned one is per socket)."""
         r = self.fib_lookup(daddr)
-        return r.dev.mtu if r is not None else 1500
+        if r is None:
+            return 1500
+        mtu = r.mtu or r.dev.mtu
+        return mtu if mtu < 0xFFFF else 0xFFFF
 
     def route_caps(self, daddr: int) -> int:
         """Offload features of the device toward ``daddr`` (``sk_route_caps``, which Linux
@@ -519,6 +607,8 @@ class Netns:
         if route is None:
             self.mib["IpOutNoRoutes"] += 1
             return -EHOSTUNREACH
+        if route.locks and df:
+            df = not route.locks & 4         # ip_dont_fragment: no DF over ``mtu lock`` routes
         ident = (self.ip_id + 1) & 0xFFFF
         self.ip_id = (self.ip_id + (gso_segs if gso_size else 1)) & 0xFFFF
         data = ip_build(saddr, daddr, proto, payload,
@@ -554,6 +644,8 @@ class Netns:
             dev.qdisc_drops += 1
             self.drop(data, "QDISC_DROP")
             return NET_XMIT_DROP
+        if route.mtu and self._dev_mtu_exceeded(dev, data):
+            return NET_XMIT_SUCCESS
         tp = self.trace.packet
         if isinstance(data, OffloadPacket):
             feats = dev.features
@@ -566,6 +658,29 @@ class Netns:
                 data = skb_checksum_help(data)       # a capture sees real checksums
         self._dev_xmit(dev, route.gw or daddr, data)
         return NET_XMIT_SUCCESS
+
+    def _dev_mtu_exceeded(self, dev: NetDevice, data: bytes) -> bool:
+        """A route whose ``mtu`` metric is larger than its device's MTU (asked only then):
+        a DF frame longer than the device MTU leaves the stack but not the device -- a capture
+        sees it, the device drops it and counts it in ``tx_dropped`` (as veth does when its
+        peer refuses an oversize frame). No ICMP comes back: a PMTU black hole, which only
+        TCP's MTU probing (tcp_mtu_probing) gets out of. Non-DF frames are passed whole
+        (Linux would have fragmented them to the route's MTU; tcpdive does not fragment)."""
+        mtu = dev.mtu
+        n = len(data)
+        if n <= mtu or not data[6] & 0x40:
+            return False
+        if isinstance(data, OffloadPacket) and data.gso_size:
+            ihl = (data[0] & 15) * 4
+            if ihl + (data[ihl + 12] >> 4) * 4 + data.gso_size <= mtu:
+                return False
+        tp = self.trace.packet
+        if tp.subs:
+            tp.emit(self, dev, skb_checksum_help(data) if isinstance(data, OffloadPacket)
+                    else data, "out", self.clock.now_us())
+        dev.tx_dropped += 1
+        self.drop(data, "PKT_TOO_BIG")
+        return True
 
     def _dev_xmit(self, dev: NetDevice, nexthop: int, data: bytes) -> None:
         dev.tx_packets += 1

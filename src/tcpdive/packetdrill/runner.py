@@ -112,6 +112,22 @@ def _tc_qdisc(text: str) -> int | None | object:
         return int(w[8])
     return _UNSET
 
+def _ip_route(text: str) -> tuple[str, dict] | object:
+    """``ip [-4] route add|change|replace|del DST [via GW] [dev DEV] [mtu [lock] N] [advmss N]
+    [initcwnd N] [initrwnd N] [rto_min T] [quickack N]`` -> (cmd, args) for
+    ``ip_route_modify``; ``_UNSET`` for anything else (other ip commands, IPv6, options
+    tcpdive's routes do not have)."""
+    w = text.split()
+    if w[:1] != ["ip"] or "route" not in w[1:3]:
+        return _UNSET
+    from ..net.route import parse_ip_route
+
+    try:
+        return parse_ip_route(w)
+    except OSError:
+        return _UNSET
+
+
 # packetdrill socket.h states of the socket under test
 SOCKET_INIT = "init"
 SOCKET_LISTENING = "passive_listening"
@@ -212,7 +228,8 @@ def _unsupported_commands(script: Script, defaults_path: str | None) -> list[str
             continue
         eff = analyze_command(c.command, os.path.dirname(script.path), defaults_path)
         for text in eff.unsupported:
-            if text.startswith(_NOOP_SHELL_PREFIXES) or _tc_qdisc(text) is not _UNSET:
+            if (text.startswith(_NOOP_SHELL_PREFIXES) or _tc_qdisc(text) is not _UNSET
+                    or _ip_route(text) is not _UNSET):
                 continue
             bad.append(text)
     return bad
@@ -327,6 +344,8 @@ class Runner:
         self.net.add_device(self.dev)
         self.net.add_addr("tun0", self.local_ip, 16)
         self.net.add_default_route("tun0", GATEWAY_IP)
+        # netdev.c route_traffic_to_device: "ip route add REMOTE/32 dev tun0 via GATEWAY"
+        self.net.add_route(self.remote_ip, 32, "tun0", GATEWAY_IP)
         self.captured: list[LivePacket] = []
         self.waiting = False
         self.conn: _Conn | None = None
@@ -535,6 +554,18 @@ class Runner:
                 limit = _tc_qdisc(step.text)
                 if limit is not _UNSET:
                     self.dev.set_qdisc(limit)          # type: ignore[arg-type]
+                    continue
+                route = _ip_route(step.text)
+                if route is not _UNSET:
+                    from ..net.route import ip_route_modify
+
+                    cmd, args = route                  # type: ignore[misc]
+                    try:
+                        ip_route_modify(self.net, cmd, **args)
+                    except OSError as e:
+                        raise _Stop("ERROR", f"{self.path}:{line}: error executing command "
+                                             f"'{step.text}': RTNETLINK answers: "
+                                             f"{e.strerror}") from None
                     continue
                 raise _Stop("ERROR", f"{self.path}:{line}: unsupported shell command: {step.text}")
             for s in step.sysctls if step.kind in ("sysctl", "defaults") else ():

@@ -23,6 +23,7 @@ from ..skb import (
 )
 from . import sock as S
 from .cong import tcp_init_congestion_control
+from .metrics import tcp_init_cwnd
 from .minisocks import tcp_time_wait
 from .output import (
     TCP_CHRONO_BUSY,
@@ -141,6 +142,11 @@ def tcp_enter_quickack_mode(sk: TcpSock, max_quickacks: int) -> None:
 
 
 def tcp_in_quickack_mode(sk: TcpSock) -> bool:
+    """ACK at once? A route with ``quickack 1``, or quick ACKs left outside pingpong mode
+    (``tcp_in_quickack_mode``)."""
+    dst = sk.dst
+    if dst is not None and dst.quickack:
+        return True
     return bool(sk.ack_quick) and not sk.in_pingpong_mode()
 
 
@@ -848,6 +854,11 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
         ca_rtt = now - st.last_sackt
     if flag & FLAG_ACKED:
         flag |= FLAG_SET_XMIT_TIMER
+        m = sk.mtup
+        if m is not None and m.probe_size and m.probe_seq_end <= sk.snd_una:
+            from .mtu_probe import tcp_mtup_probe_success
+
+            tcp_mtup_probe_success(sk)
         if not sack:
             tcp_remove_reno_sacks(sk, acked)
             # without SACK bits a cumulative ACK that covers a retransmission cannot show the
@@ -1586,6 +1597,11 @@ def tcp_fastretrans_alert(sk: TcpSock, prior_snd_una: int, num_dupack: int,
     if not tcp_time_to_recover(sk):
         tcp_try_to_open(sk, flag)
         return flag, rexmit
+    if sk.mtup is not None:
+        from .mtu_probe import tcp_mtup_probe_check_failed
+
+        if tcp_mtup_probe_check_failed(sk):      # MTU probe failure: don't reduce cwnd
+            return flag, rexmit
     tcp_enter_recovery(sk, ece_ack)
     return flag, REXMIT_LOST
 
@@ -1891,8 +1907,13 @@ def tcp_finish_connect(sk: TcpSock, skb: SKB | None) -> None:
 
 
 def tcp_init_transfer(sk: TcpSock) -> None:
-    """Initial cwnd, congestion control and buffer space (``tcp_init_transfer``)."""
-    sk.snd_cwnd = S.TCP_INIT_CWND if not sk.icsk_retransmits and not sk.total_retrans else 1
+    """MTU probing state, initial cwnd (the route's initcwnd), congestion control and buffer
+    space (``tcp_init_transfer``)."""
+    if sk.mtup is not None or sk.net.sysctl.tcp_mtu_probing:
+        from .mtu_probe import tcp_mtup_init
+
+        tcp_mtup_init(sk)
+    sk.snd_cwnd = tcp_init_cwnd(sk) if not sk.icsk_retransmits and not sk.total_retrans else 1
     if sk.total_retrans and sk.snd_cwnd < 1:
         sk.snd_cwnd = 1
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
@@ -2055,6 +2076,10 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         if sk.ca is None:
             tcp_init_transfer(sk)
         else:
+            if net.sysctl.tcp_mtu_probing or sk.mtup is not None:   # tcp_mtup_init
+                from .mtu_probe import tcp_mtup_init
+
+                tcp_mtup_init(sk)
             tcp_init_buffer_space(sk)
         tcp_update_pacing_rate(sk)
         sk.lsndtime = net.clock.now_us()

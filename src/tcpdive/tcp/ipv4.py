@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..errors import ENETUNREACH, oserror
+from ..net.route import dst_metric_advmss
 from ..packet.checksum import csum_partial, pseudo_sum
 from ..packet.gso import OffloadPacket
 from ..packet.ipv4 import IPPROTO_TCP
@@ -29,7 +30,7 @@ from .md5 import (
     tcp_md5_openreq_child,
     tcp_v4_send_reset_key,
 )
-from .metrics import tcp_peer_is_proven
+from .metrics import sk_dst_set, tcp_init_cwnd, tcp_mss_clamp, tcp_peer_is_proven
 from .minisocks import (
     TCP_TW_ACK,
     TCP_TW_RST,
@@ -350,15 +351,16 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
     req.snd_wscale = min(o.wscale, S.TCP_MAX_WSCALE) if req.wscale_ok else 0
     req.ts_recent = o.tsval if req.tstamp_ok else 0
     req.tsoffset = secure_tcp_ts_off(net, req.saddr, req.daddr) if req.tstamp_ok else 0
-    pmtu = net.route_mtu(req.daddr)
-    advmss = pmtu - 40
-    if sk.user_mss and sk.user_mss < advmss:
-        advmss = sk.user_mss
+    # tcp_openreq_init_rwin: MSS to advertise (the route's advmss, else from its MTU), our
+    # initial window (capped by the route's initrwnd) and scale
+    dst = net.fib_lookup(req.daddr)
+    advmss = tcp_mss_clamp(sk, dst_metric_advmss(dst) if dst is not None
+                           else net.route_mtu(req.daddr) - 40)
     req.mss = advmss
-    # tcp_openreq_init_rwin: our initial window and scale
     mss_for_win = advmss - (12 if req.tstamp_ok else 0)
     req.rcv_wnd, req.window_clamp, req.rcv_wscale = tcp_select_initial_window(
-        sk, tcp_win_from_space(sk, sk.sk_rcvbuf), mss_for_win, req.wscale_ok)
+        sk, tcp_win_from_space(sk, sk.sk_rcvbuf), mss_for_win, req.wscale_ok,
+        dst.initrwnd if dst is not None else 0)
     if not req.wscale_ok:
         req.rcv_wscale = 0
     # tcp_tw_recycle emulation (Linux < 4.12 tcp_conn_request, "VJ's idea"): a SYN that did not
@@ -514,12 +516,17 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     if listener.md5sig_info is not None:
         tcp_md5_openreq_child(listener, child)
     child.mss_clamp = peer_mss
-    child.advmss = req.mss
+    child.advmss = req.mss                 # (re-read from the route below, as Linux)
     child.snd_wl1 = req.rcv_isn
     child.snd_wnd = req.peer_window
     child.max_window = child.snd_wnd
     child.icsk_rto = net.tcp_timeout_init()
-    tcp_sync_mss(child, net.route_mtu(child.daddr))
+    # inet_csk_route_child_sock + sk_setup_caps: the child caches the route; MSS from its MTU
+    dst = net.fib_lookup(child.daddr)
+    sk_dst_set(child, dst)
+    tcp_sync_mss(child, child.dst_mtu if dst is not None else 1500)
+    if dst is not None:
+        child.advmss = tcp_mss_clamp(listener, dst_metric_advmss(dst))
     child.ack_rcv_mss = min(child.advmss, child.mss_cache) or S.TCP_MSS_DEFAULT
     # RTT of the handshake (tcp_synack_rtt_meas), unless the SYN-ACK was retransmitted
     # tcp_synack_rtt_meas: Linux tests snt_synack != 0; here 0 is a valid virtual time, so a
@@ -527,7 +534,7 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     if req.num_retrans == 0 and req.snt_synack is not None:
         tcp_ack_update_rtt(child, max(net.clock.now_us() - req.snt_synack, 1))
     child.total_retrans = req.num_retrans
-    child.snd_cwnd = S.TCP_INIT_CWND
+    child.snd_cwnd = tcp_init_cwnd(child)
     tcp_init_congestion_control(child)
     # inet_csk_complete_hashdance: the child takes the request's place in ehash
     hi = net.tcp_hashinfo
@@ -632,8 +639,12 @@ def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: byte
         return
     if icmp_type == ICMP_DEST_UNREACH:
         if icmp_code == ICMP_FRAG_NEEDED:
+            dst = sk.dst
+            if dst is not None and dst.locks & 4:
+                return                           # ``mtu lock``: no PMTU update (ip_mtu_locked)
             if info and info < sk.icsk_pmtu_cookie:
-                tcp_sync_mss(sk, max(info, 68))
+                sk.dst_mtu = max(info, 68)       # the dst's learned PMTU (rt_pmtu)
+                tcp_sync_mss(sk, sk.dst_mtu)
             return
         err, fatal = ICMP_ERR_CONVERT.get(icmp_code, (113, False))
     elif icmp_type == ICMP_TIME_EXCEEDED:

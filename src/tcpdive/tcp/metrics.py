@@ -1,4 +1,5 @@
-"""The per-destination timestamp cache of Linux < 4.12, kept only for the tcp_tw_recycle emulation.
+"""Per-destination TCP state: the timestamp cache of Linux < 4.12 (tcp_tw_recycle emulation
+only), and the route metrics a connection reads through its cached dst (end of this file).
 
 Linux 4.11's ``tcp_metrics.c`` remembered, per peer address, the last timestamp seen
 (``tcpm_ts``) and when it was seen (``tcpm_ts_stamp``, seconds). With
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .sock import TCP_PAWS_MSL, TCP_PAWS_WINDOW
+from .sock import TCP_INIT_CWND, TCP_PAWS_MSL, TCP_PAWS_WINDOW
 
 if TYPE_CHECKING:
     from .minisocks import RequestSock, TimewaitSock
@@ -103,3 +104,56 @@ def tcp_peer_is_proven(req: RequestSock, paws_check: bool, timestamps: bool) -> 
             and (not timestamps or _s32(tm[0] - req.ts_recent) > TCP_PAWS_WINDOW)):
         return False
     return True
+
+
+# ---- route metrics as TCP reads them (the socket's cached dst) ------------------------------
+#
+# Linux caches the route on the socket (``sk_dst_cache``, set by ``sk_setup_caps`` at connect
+# and in ``tcp_v4_syn_recv_sock``) and reads the metrics from it: ``dst_mtu`` and
+# ``dst_metric_advmss`` at connect / SYN-ACK time (tcp_connect_init, tcp_openreq_init_rwin,
+# tcp_v4_syn_recv_sock), RTAX_INITRWND with them, RTAX_INITCWND when the transfer starts
+# (tcp_init_transfer) and after idle (tcp_cwnd_restart, tcp_cwnd_application_limited), and
+# RTAX_RTO_MIN / RTAX_QUICKACK per packet (tcp_rto_min on each RTT sample, tcp_in_quickack_mode
+# on each ACK decision). A route change makes the cached dst stale; ``ip_queue_xmit`` checks it
+# (``__sk_dst_check``) and takes the new route at the next transmission, and
+# ``tcp_current_mss`` then sees the new ``dst_mtu`` and re-syncs the MSS.
+
+
+def sk_dst_set(sk: TcpSock, route) -> None:
+    """Cache ``route`` as the socket's dst (``sk_setup_caps`` / ``sk_dst_set``), with its
+    path MTU (``dst_mtu``)."""
+    net = sk.net
+    sk.dst = route
+    sk.dst_genid = net.rt_genid
+    if route is not None:
+        mtu = route.mtu or route.dev.mtu
+        sk.dst_mtu = mtu if mtu < 0xFFFF else 0xFFFF
+
+
+def __sk_dst_check(sk: TcpSock) -> None:
+    """The routes changed since the dst was cached: look the destination up again
+    (``__sk_dst_check`` + re-route in ``ip_queue_xmit``). Taking the same entry keeps a path
+    MTU learned from ICMP (Linux keeps it in the nexthop's exception, which outlives a cache
+    flush); a new entry brings its own MTU."""
+    net = sk.net
+    route = net.fib_lookup(sk.daddr)
+    if route is sk.dst:
+        sk.dst_genid = net.rt_genid
+        return
+    sk_dst_set(sk, route)
+
+
+def tcp_init_cwnd(sk: TcpSock) -> int:
+    """Initial congestion window (``tcp_init_cwnd``): the route's ``initcwnd``, else
+    TCP_INIT_CWND (10), at most snd_cwnd_clamp."""
+    dst = sk.dst
+    cwnd = dst.initcwnd if dst is not None else 0
+    if not cwnd:
+        cwnd = TCP_INIT_CWND
+    return min(cwnd, sk.snd_cwnd_clamp)
+
+
+def tcp_mss_clamp(sk: TcpSock, mss: int) -> int:
+    """TCP_MAXSEG lowers the advertised MSS (``tcp_mss_clamp``)."""
+    user_mss = sk.user_mss
+    return user_mss if user_mss and user_mss < mss else mss

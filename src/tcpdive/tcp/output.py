@@ -10,6 +10,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 
 from ..net.netns import NETIF_F_HW_CSUM, NETIF_F_TSO
+from ..net.route import dst_metric_advmss
 from ..packet.gso import CHECKSUM_PARTIAL
 from ..packet.ipv4 import IPPROTO_TCP
 from ..packet.tcp import (
@@ -35,12 +36,14 @@ from .md5 import (
     tcp_md5_fill,
     tcp_v4_md5_lookup,
 )
+from .metrics import __sk_dst_check, sk_dst_set, tcp_init_cwnd, tcp_mss_clamp
 from .recovery import (
     tcp_schedule_loss_probe,
     tcp_tsorted_add,
     tcp_tsorted_del,
     tcp_tsorted_insert_after,
 )
+from .rtt import tcp_rto_min_us
 from .sock import (
     GSO_LEGACY_MAX_SIZE,
     ICSK_ACK_PUSHED,
@@ -59,7 +62,6 @@ from .sock import (
     TCP_DELACK_MAX,
     TCP_DELACK_MIN,
     TCP_ESTABLISHED,
-    TCP_INIT_CWND,
     TCP_MAX_WSCALE,
     TCP_MIN_MSS,
     TCP_MSS_DEFAULT,
@@ -148,7 +150,7 @@ def tcp_chrono_stop(sk: TcpSock, type_: int) -> None:
 
 # ---- MSS and windows ----------------------------------------------------------------------
 
-def tcp_mtu_to_mss(sk: TcpSock, pmtu: int) -> int:
+def __tcp_mtu_to_mss(sk: TcpSock, pmtu: int) -> int:
     """MSS from path MTU, minus IP and TCP base headers, clamped (``__tcp_mtu_to_mss``)."""
     mss = pmtu - 20 - 20
     if mss > sk.mss_clamp:
@@ -157,20 +159,40 @@ def tcp_mtu_to_mss(sk: TcpSock, pmtu: int) -> int:
     return mss if mss > mss_min else mss_min
 
 
+def tcp_mtu_to_mss(sk: TcpSock, pmtu: int) -> int:
+    """MSS for a path MTU less the options every segment carries (``tcp_mtu_to_mss``)."""
+    return __tcp_mtu_to_mss(sk, pmtu) - (sk.tcp_header_len - 20)
+
+
+def tcp_mss_to_mtu(sk: TcpSock, mss: int) -> int:
+    """The inverse: path MTU a segment of ``mss`` bytes needs (``tcp_mss_to_mtu``)."""
+    return mss + sk.tcp_header_len + 20
+
+
 def tcp_sync_mss(sk: TcpSock, pmtu: int) -> int:
-    """Recompute mss_cache for a path MTU (``tcp_sync_mss``): MSS minus options we always send."""
-    mss = tcp_mtu_to_mss(sk, pmtu) - (sk.tcp_header_len - 20)
+    """Recompute mss_cache for a path MTU (``tcp_sync_mss``): MSS minus options we always send,
+    and with MTU probing on at most the MSS of the probed-good ``search_low``."""
+    m = sk.mtup
+    if m is not None and m.search_high > pmtu:
+        m.search_high = pmtu
+    mss = __tcp_mtu_to_mss(sk, pmtu) - (sk.tcp_header_len - 20)
     if sk.max_window and mss > (sk.max_window >> 1):
         half = max(sk.max_window >> 1, 68 - (sk.tcp_header_len - 20) - 40)
         mss = min(mss, half)
     mss = max(mss, TCP_MIN_MSS - (sk.tcp_header_len - 20))
     sk.icsk_pmtu_cookie = pmtu
+    if m is not None and m.enabled:
+        mss = min(mss, tcp_mtu_to_mss(sk, m.search_low))
     sk.mss_cache = mss
     return mss
 
 
 def tcp_current_mss(sk: TcpSock) -> int:
-    """MSS for the next segment: mss_cache less room for SACK blocks we must send."""
+    """MSS for the next segment (``tcp_current_mss``): mss_cache, re-synced first if the
+    cached route's MTU moved (a route change, ICMP), less room for SACK blocks we must send."""
+    mtu = sk.dst_mtu
+    if mtu != sk.icsk_pmtu_cookie and mtu:
+        tcp_sync_mss(sk, mtu)
     mss = sk.mss_cache
     hlen = sk.tcp_header_len
     if sk.md5sig_info is not None:
@@ -332,6 +354,8 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     Returns 0, or a positive errno if IP could not send it (no route, netfilter drop).
     """
     net = sk.net
+    if sk.dst_genid != net.rt_genid:
+        __sk_dst_check(sk)                       # ip_queue_xmit: the routes changed
     flags = skb.flags
     if gso_last:
         flags |= PSH
@@ -383,6 +407,8 @@ def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool) -> i
     the retransmit queue per MSS skb, moved there before this runs: a send error is not undone.
     """
     net = sk.net
+    if sk.dst_genid != net.rt_genid:
+        __sk_dst_check(sk)
     first = skbs[0]
     n = len(skbs)
     last = skbs[-1]
@@ -723,6 +749,15 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
     cwnd_quota = quota_left = 0
     is_rwnd_limited = False
     wnd_end = sk.snd_una + sk.snd_wnd            # tcp_wnd_end: no ACK is taken in this loop
+    if sk.mtup is not None and not push_one:
+        from .mtu_probe import tcp_mtu_probe  # MTU probing on (tcp_mtu_probing)
+
+        result = tcp_mtu_probe(sk)
+        if not result:
+            return False
+        if result > 0:
+            sent = 1
+            q = sk.write_queue
     while q:
         skb = q[0]
         # only packets_out moves in this loop: while fewer skbs than the last quota went out
@@ -844,7 +879,7 @@ def tcp_cwnd_validate(sk: TcpSock, is_cwnd_limited: bool) -> None:
 def tcp_cwnd_application_limited(sk: TcpSock) -> None:
     """cwnd decays towards what was used (``tcp_cwnd_application_limited``)."""
     if sk.icsk_ca_state == 0 and sk.wq is None:      # Open, and no writer out of buffer
-        win_used = max(sk.snd_cwnd_used, TCP_INIT_CWND)
+        win_used = max(sk.snd_cwnd_used, tcp_init_cwnd(sk))
         if win_used < sk.snd_cwnd:
             sk.snd_ssthresh = _current_ssthresh(sk)
             sk.snd_cwnd = (sk.snd_cwnd + win_used) >> 1
@@ -863,7 +898,7 @@ def tcp_cwnd_restart(sk: TcpSock, delta: int) -> None:
     if sk.ca is not None:
         sk.ca.cwnd_event(sk, CA_EVENT_CWND_RESTART)
     cwnd = sk.snd_cwnd
-    restart_cwnd = min(TCP_INIT_CWND, cwnd)
+    restart_cwnd = min(tcp_init_cwnd(sk), cwnd)
     sk.snd_ssthresh = _current_ssthresh(sk)
     delta -= sk.icsk_rto
     while delta > 0 and cwnd > restart_cwnd:
@@ -1078,8 +1113,19 @@ def tcp_send_ack(sk: TcpSock) -> None:
     __tcp_send_ack(sk, sk.rcv_nxt)
 
 
+def tcp_delack_max(sk: TcpSock) -> int:
+    """Longest delayed-ACK wait (``tcp_delack_max``, Linux 6.11+): icsk_delack_max, and one
+    jiffy less than the RTO floor (the route's rto_min, else tcp_rto_min_us) -- 199 ms by
+    default -- so a delayed ACK never races the peer's minimum RTO."""
+    rto_min = -(-tcp_rto_min_us(sk) // 1000)            # usecs_to_jiffies (HZ 1000)
+    from_rto_min = (max(rto_min, 2) - 1) * 1000
+    d = sk.icsk_delack_max
+    return d if d < from_rto_min else from_rto_min
+
+
 def tcp_send_delayed_ack(sk: TcpSock) -> None:
-    """Schedule the delayed ACK within ato, bounded by RTT and 200 ms (``tcp_send_delayed_ack``)."""
+    """Schedule the delayed ACK within ato, bounded by RTT and tcp_delack_max
+    (``tcp_send_delayed_ack``)."""
     ato = sk.ack_ato
     if ato > TCP_DELACK_MIN:
         max_ato = 500_000
@@ -1090,7 +1136,7 @@ def tcp_send_delayed_ack(sk: TcpSock) -> None:
             if rtt < max_ato:
                 max_ato = rtt
         ato = min(ato, max_ato)
-    ato = min(ato, sk.icsk_delack_max)
+    ato = min(ato, tcp_delack_max(sk))
     now = sk.net.clock.now_us()
     timeout = now + ato
     if sk.ack_pending & ICSK_ACK_TIMER:
@@ -1148,17 +1194,22 @@ def tcp_connect_init(sk: TcpSock) -> None:
     md5 = sk.md5sig_info is not None and tcp_md5_connect_init(sk)
     if sk.user_mss:
         sk.mss_clamp = sk.user_mss
-    pmtu = sk.net.route_mtu(sk.daddr)
+    route = sk.net.fib_lookup(sk.daddr)
+    sk_dst_set(sk, route)
+    pmtu = sk.dst_mtu if route is not None else 1500
     sk.max_window = 0
+    if sc.tcp_mtu_probing or sk.mtup is not None:
+        from .mtu_probe import tcp_mtup_init
+
+        tcp_mtup_init(sk)
     tcp_sync_mss(sk, pmtu)
-    sk.advmss = pmtu - 40
-    if sk.user_mss and sk.user_mss < sk.advmss:
-        sk.advmss = sk.user_mss
+    sk.advmss = tcp_mss_clamp(sk, dst_metric_advmss(route) if route is not None else pmtu - 40)
     if not sk.window_clamp:
         sk.window_clamp = 0
     ts_room = (sk.tcp_header_len - 20) if sk.ts_recent_stamp else 0
     sk.rcv_wnd, sk.window_clamp, sk.rcv_wscale = tcp_select_initial_window(
-        sk, tcp_full_space(sk), sk.advmss - ts_room, bool(sc.tcp_window_scaling))
+        sk, tcp_full_space(sk), sk.advmss - ts_room, bool(sc.tcp_window_scaling),
+        route.initrwnd if route is not None else 0)
     sk.wscale_ok = bool(sc.tcp_window_scaling)
     sk.rcv_ssthresh = sk.rcv_wnd
     sk.snd_wnd = 0

@@ -8,7 +8,11 @@ from .sock import TCP_RTO_MAX, TCP_RTO_MIN, TcpSock, jiffies_round, tcp_time_sta
 
 
 def tcp_rto_min_us(sk: TcpSock) -> int:
-    """Lower bound of rttvar, and so of the RTO (``tcp_rto_min_us``; 200 ms unless a route says)."""
+    """Lower bound of rttvar, and so of the RTO (``tcp_rto_min_us``): the route's ``rto_min``
+    (locked, as iproute2 always sets it), else net.ipv4.tcp_rto_min_us (200 ms)."""
+    dst = sk.dst
+    if dst is not None and dst.rto_min:
+        return dst.rto_min * 1000              # ms -> us (dst_metric_rtt, HZ 1000)
     v = getattr(sk.net.sysctl, "tcp_rto_min_us", 0)
     return v if v else TCP_RTO_MIN
 

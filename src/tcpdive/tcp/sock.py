@@ -184,6 +184,9 @@ class TcpSock:
         "lskb", "sock_nospace",
         # TCP_MD5SIG keys (tcp/md5.py), None until the first key
         "md5sig_info",
+        # the cached route (sk_dst_cache) with the rt_genid it was taken at and its path MTU
+        # (dst_mtu, lowered by ICMP); MTU probing state (icsk_mtup + tp->mtu_probe), lazily
+        "dst", "dst_genid", "dst_mtu", "mtup",
     )
 
     def __init__(self, net: Netns) -> None:
@@ -296,6 +299,10 @@ class TcpSock:
         self.lskb = None
         self.sock_nospace = False
         self.md5sig_info = None
+        self.dst = None
+        self.dst_genid = -1
+        self.dst_mtu = 0
+        self.mtup = None
         self.tlp_high_seq = 0
         self.snd_cwnd = TCP_INIT_CWND
         self.snd_ssthresh = TCP_INFINITE_SSTHRESH

@@ -64,6 +64,8 @@ class TcpInfo:
 
 def tcp_get_info(sk) -> TcpInfo:
     """Fill ``struct tcp_info`` (``tcp_get_info``)."""
+    from .output import tcp_delack_max
+
     info = TcpInfo()
     for f in TcpInfo.FIELDS:
         setattr(info, f, 0)
@@ -90,7 +92,7 @@ def tcp_get_info(sk) -> TcpInfo:
         info.tcpi_wscale = (sk.snd_wscale & 15) | ((sk.rcv_wscale & 15) << 4)
     info.tcpi_options = opts
     info.tcpi_rto = sk.icsk_rto
-    info.tcpi_ato = sk.ack_ato
+    info.tcpi_ato = min(sk.ack_ato, tcp_delack_max(sk))      # as Linux 6.7+ reports it
     info.tcpi_snd_mss = sk.mss_cache
     info.tcpi_rcv_mss = sk.ack_rcv_mss
     info.tcpi_unacked = sk.packets_out

@@ -134,9 +134,11 @@ def cookie_v4_check(listener: TcpSock, skb: SKB):
             req.wscale_ok = True
             req.snd_wscale = min(ws, S.TCP_MAX_WSCALE)
         req.tsoffset = tsoff
-    pmtu = net.route_mtu(req.daddr)
-    req.mss = pmtu - 40
+    from ..net.route import dst_metric_advmss
     from .output import tcp_select_initial_window, tcp_win_from_space
+
+    dst = net.fib_lookup(req.daddr)
+    req.mss = dst_metric_advmss(dst) if dst is not None else net.route_mtu(req.daddr) - 40
     from .sock import TcpSock
 
     probe = TcpSock.__new__(TcpSock)
@@ -144,7 +146,8 @@ def cookie_v4_check(listener: TcpSock, skb: SKB):
     probe.net = net
     req.rcv_wnd, req.window_clamp, req.rcv_wscale = tcp_select_initial_window(
         probe, tcp_win_from_space(listener, listener.sk_rcvbuf),
-        req.mss - (12 if req.tstamp_ok else 0), req.wscale_ok)
+        req.mss - (12 if req.tstamp_ok else 0), req.wscale_ok,
+        dst.initrwnd if dst is not None else 0)
     req.snt_synack = None               # no SYN-ACK RTT sample for a cookie (tcp_synack_rtt_meas)
     listener.syn_queue_len += 1       # tcp_v4_syn_recv_sock takes it off again
     child = tcp_v4_syn_recv_sock(listener, req, skb, req.peer_mss)

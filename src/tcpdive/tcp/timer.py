@@ -95,6 +95,10 @@ def tcp_write_timeout(sk: TcpSock) -> bool:
         expired = sk.icsk_retransmits >= max_retransmits
     else:
         if retransmits_timed_out(sk, sc.tcp_retries1, 0):
+            if sc.tcp_mtu_probing:
+                from .mtu_probe import tcp_mtu_probing
+
+                tcp_mtu_probing(sk)                # black hole detection
             # __dst_negative_advice: Linux counts nothing (there is no route cache here to
             # reset); the socket remembers that the advice was given.
             sk.pending_events |= 1

@@ -9,8 +9,8 @@ ECN (``tcp_ca_needs_ecn``: DCTCP), and routes carry no ``ecn`` feature (``RTAX_F
 State lives where Linux keeps it: ``sk.ecn_flags`` (``tp->ecn_flags``), the ECN bits of
 ``sk.tos`` (``inet_sk(sk)->tos``, set by ``INET_ECN_xmit`` for new data and cleared by
 ``INET_ECN_dontxmit`` for ACKs and retransmissions), ``req.ecn_ok`` (``inet_rsk(req)->ecn_ok``)
-and ``sk.delivered_ce``. Every hook in the hot paths is behind ``if sk.ecn_flags``, so a
-connection without ECN pays one attribute test.
+and ``sk.delivered_ce``. Every hook in the hot paths is behind one cheap test (``sk.ecn_flags``,
+or the ECE / CWR bit of the segment), so a connection without ECN pays no more than that.
 
 Negotiation (RFC 3168 6.1.1): an ECN-setup SYN carries ECE|CWR, the SYN-ACK ECE alone.
 ``net.ipv4.tcp_ecn`` = 1 asks on outgoing connections and accepts incoming ones, 2 (default)
@@ -22,6 +22,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..packet.ipv4 import (
+    INET_ECN_CE,
+    INET_ECN_ECT_0,
+    INET_ECN_ECT_1,
+    INET_ECN_MASK,
+    INET_ECN_NOT_ECT,
+)
 from ..packet.tcp import CWR, ECE, SYN
 from .sock import ICSK_ACK_NOW
 
@@ -35,13 +42,6 @@ TCP_ECN_OK = 1
 TCP_ECN_QUEUE_CWR = 2
 TCP_ECN_DEMAND_CWR = 4
 TCP_ECN_SEEN = 8
-
-# IP ECN field, the low two bits of the TOS byte (include/net/inet_ecn.h)
-INET_ECN_NOT_ECT = 0
-INET_ECN_ECT_1 = 1
-INET_ECN_ECT_0 = 2
-INET_ECN_CE = 3
-INET_ECN_MASK = 3
 
 TCPHDR_SYN_ECN = SYN | ECE | CWR
 

@@ -63,6 +63,7 @@ NETIF_F_OFFLOAD = NETIF_F_HW_CSUM | NETIF_F_RXCSUM | NETIF_F_TSO | NETIF_F_GRO  
 
 MAX_GRO_SKBS = 8              # flows GRO holds per device (napi->gro_hash buckets)
 _GRO_MAX_SIZE = 65535 - 20 - 60
+_IP_ECN_MIB = (None, "IpExtInECT1Pkts", "IpExtInECT0Pkts", "IpExtInCEPkts")
 _GRO_NOMERGE = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x80   # FIN, SYN, RST, PSH, URG, CWR
 _IPH = struct.Struct("!BBHHHBBHII")
 _H = struct.Struct("!H")
@@ -418,8 +419,9 @@ class Netns:
                 self._gro_flush_flow(flow)
             return False
         seq = _I.unpack_from(data, 24)[0]
-        # flags but CWR/PSH/FIN, ack, window, options must match (tcp_gro_receive's flush test)
-        sig = bytes((flags & 0x76,)) + data[28:32] + data[34:36] + data[40:20 + doff]
+        # flags but CWR/PSH/FIN, ack, window, options must match (tcp_gro_receive's flush test),
+        # and the TOS byte (inet_gro_receive: a CE mark is not merged away)
+        sig = bytes((flags & 0x76, tos)) + data[28:32] + data[34:36] + data[40:20 + doff]
         if flow is not None:
             segs = flow[5]
             if (seq == flow[3] and sig == flow[2] and plen <= flow[4] and not flags & 0x80
@@ -508,6 +510,10 @@ class Netns:
             self.drop(data, why)
             return
         assert iph is not None
+        if iph.tos & 3:
+            # IpExtInECT1Pkts / InECT0Pkts / InCEPkts per wire segment (ip_rcv_core); Not-ECT
+            # (IpExtInNoECTPkts) is not counted, to keep the common path as it was
+            mib[_IP_ECN_MIB[iph.tos & 3]] += data.gso_segs if type(data) is not bytes else 1
         if len(data) != iph.tot_len:
             data = data[: iph.tot_len]                  # strip link padding (pskb_trim_rcsum)
         if self.nf_hooks[NF_INET_PRE_ROUTING]:

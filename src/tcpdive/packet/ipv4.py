@@ -108,3 +108,30 @@ def ip_parse(data: bytes) -> tuple[int, IpHdr | None]:
     if tot_len < hl:
         return IP_HDRERR, None
     return IP_OK, IpHdr(ihl, tos, tot_len, ident, frag_off, ttl, proto, saddr, daddr)
+
+
+# IP ECN field: the low two bits of the TOS byte (RFC 3168 5, include/net/inet_ecn.h)
+INET_ECN_NOT_ECT = 0
+INET_ECN_ECT_1 = 1
+INET_ECN_ECT_0 = 2
+INET_ECN_CE = 3
+INET_ECN_MASK = 3
+
+
+def IP_ECN_set_ce(pkt: bytes) -> bytes | None:
+    """``pkt`` with Congestion Experienced in its ECN field, the header checksum updated
+    incrementally (``IP_ECN_set_ce``, RFC 1624 eqn. 3); None if it is Not-ECT (a router
+    must drop it instead), ``pkt`` itself if it already says CE."""
+    tos = pkt[1]
+    ecn = tos & INET_ECN_MASK
+    if ecn == INET_ECN_CE:
+        return pkt
+    if not ecn:
+        return None
+    word = pkt[0] << 8
+    # HC' = ~(~HC + ~m + m'): the first header word goes from (vihl, tos) to (vihl, tos | CE)
+    s = (~_from_bytes(pkt[10:12], "big") & 0xFFFF) + (~(word | tos) & 0xFFFF) + (word | tos | 3)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    check = ~s & 0xFFFF
+    return pkt[:1] + bytes((tos | INET_ECN_CE,)) + pkt[2:10] + check.to_bytes(2, "big") + pkt[12:]

@@ -406,6 +406,7 @@ _CODE_SYMBOLS: dict[str, int] = {
     "TCPI_OPT_TIMESTAMPS": 1,
     "TCPI_OPT_WSCALE": 4,
     "TCPI_OPT_ECN": 8,
+    "TCPI_OPT_ECN_SEEN": 16,
     "TCPI_OPT_SYN_DATA": 32,
 }
 

@@ -5,7 +5,11 @@ A :class:`Pipe` carries raw packets (``bytes``) one way. Its stages, in order:
 1. ``filter`` (a firewall DROP rule): ``filter(pkt)`` returning False drops the packet;
 2. transmit queue: drop-tail when ``queue_limit`` packets or ``queue_limit_bytes`` bytes are
    already waiting or being serialized; the wire serializes at ``rate_bps`` (a packet occupies
-   it for ``len * 8 / rate_bps`` seconds; ``rate_bps=None`` means infinitely fast, no queue);
+   it for ``len * 8 / rate_bps`` seconds; ``rate_bps=None`` means infinitely fast, no queue).
+   With ``ecn_mark_threshold`` K, a step marker like ``tc red ... ecn`` with min = max = K
+   (DCTCP's K): a packet finding K or more packets queued is CE-marked if it is ECN-capable
+   (ECT(0) or ECT(1): the IP TOS byte and header checksum are rewritten, ``IP_ECN_set_ce``)
+   and dropped if it is not; below K, or with K unset (None), nothing changes;
 3. on the wire: ``loss`` (the packet still used the wire), ``corrupt`` (one bit flipped in a
    copy), ``duplicate`` (delivered twice, same instant);
 4. propagation: ``delay`` plus uniform ``jitter`` in ``[-jitter, +jitter]`` (clamped at zero
@@ -32,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..packet.gso import OffloadPacket, gso_wire_len, skb_gso_segment
+from ..packet.ipv4 import IP_ECN_set_ce
 
 __all__ = ["Link", "Pipe"]
 
@@ -53,6 +58,7 @@ _PARAMS = (
     "corrupt",
     "jitter",
     "filter",
+    "ecn_mark_threshold",
 )
 _COUNTERS = (
     "sent",
@@ -65,6 +71,7 @@ _COUNTERS = (
     "duplicated",
     "corrupted",
     "reordered",
+    "ce_marked",
 )
 
 
@@ -87,8 +94,8 @@ class Pipe:
     ``send(pkt)`` returns False if the packet was dropped locally (filter or full queue), True if
     it went onto the wire (it may still be lost). Counters: ``sent``/``bytes`` (offered),
     ``delivered``/``bytes_delivered`` (handed to ``deliver``, duplicates included),
-    ``dropped_filter``, ``dropped_queue``, ``dropped_loss``, ``duplicated``, ``corrupted``,
-    ``reordered``. Parameters are attributes and may be changed at any time.
+    ``dropped_filter``, ``dropped_queue`` (drop-tail, and Not-ECT packets the ECN marker
+    drops), ``dropped_loss``, ``duplicated``, ``corrupted``, ``reordered``, ``ce_marked``. Parameters are attributes and may be changed at any time.
     """
 
     __slots__ = (
@@ -98,6 +105,8 @@ class Pipe:
         "rng",
         "_qlimit",
         "_qlimit_bytes",
+        "_ecn_k",
+        "_qcheck",
         "_loss",
         "_reorder",
         "_duplicate",
@@ -135,6 +144,7 @@ class Pipe:
         corrupt: float = 0.0,
         jitter: float = 0.0,
         filter: Filter | None = None,
+        ecn_mark_threshold: int | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.loop = loop
@@ -155,6 +165,7 @@ class Pipe:
             setattr(self, name, 0)
         self.filter = filter
         self._rate_bps: float | None = None
+        self._ecn_k: int | None = None
         self.set(
             delay=delay,
             rate_bps=rate_bps,
@@ -166,6 +177,7 @@ class Pipe:
             duplicate=duplicate,
             corrupt=corrupt,
             jitter=jitter,
+            ecn_mark_threshold=ecn_mark_threshold,
         )
 
     # ----------------------------------------------------------- parameters
@@ -223,6 +235,24 @@ class Pipe:
         if value < 0:
             raise ValueError(f"queue_limit must be >= 0, got {value!r}")
         self._qlimit = int(value)
+        k = self._ecn_k
+        self._qcheck = self._qlimit if k is None or k > self._qlimit else k
+
+    @property
+    def ecn_mark_threshold(self) -> int | None:
+        """Queue length in packets from which ECT packets are CE-marked and Not-ECT packets
+        dropped (a step AQM, DCTCP's K); None (the default) turns the marker off. Needs a
+        ``rate_bps``: without one there is no queue."""
+        return self._ecn_k
+
+    @ecn_mark_threshold.setter
+    def ecn_mark_threshold(self, value: int | None) -> None:
+        if value is not None:
+            if value < 1:
+                raise ValueError(f"ecn_mark_threshold must be >= 1 or None, got {value!r}")
+            value = int(value)
+        self._ecn_k = value
+        self.queue_limit = self._qlimit      # recompute the first queue test
 
     @property
     def queue_limit_bytes(self) -> int | None:
@@ -307,11 +337,23 @@ class Pipe:
             txq = self._txq
             self._txq_expire(now)
             limit_bytes = self._qlimit_bytes
-            if len(txq) >= self._qlimit or (
+            # _qcheck: queue_limit, or a lower ECN marking threshold (one test either way)
+            if len(txq) >= self._qcheck or (
                 limit_bytes is not None and self._txq_bytes + size > limit_bytes
             ):
-                self.dropped_queue += 1
-                return False
+                if len(txq) >= self._qlimit or (
+                    limit_bytes is not None and self._txq_bytes + size > limit_bytes
+                ):
+                    self.dropped_queue += 1
+                    return False
+                marked = IP_ECN_set_ce(pkt)
+                if marked is None:               # Not-ECT: dropped where ECT is marked
+                    self.dropped_queue += 1
+                    return False
+                if marked is not pkt and type(pkt) is not bytes:
+                    marked = type(pkt)(marked)   # a checksum-offload packet stays one
+                pkt = marked
+                self.ce_marked += 1
             start = self._tx_free
             if start < now:
                 start = now
@@ -369,11 +411,11 @@ class Pipe:
             txq = self._txq
             self._txq_expire(now)
             limit_bytes = self._qlimit_bytes
-            if len(txq) + n > self._qlimit or (
+            if len(txq) + n > self._qcheck or (
                 limit_bytes is not None and self._txq_bytes + wire > limit_bytes
             ):
                 ok = False
-                for seg in skb_gso_segment(pkt):           # drop-tail per segment
+                for seg in skb_gso_segment(pkt):           # drop-tail or mark per segment
                     ok = self.send(seg) or ok
                 return ok
             t = self._tx_free

@@ -92,7 +92,8 @@ class World:
     def link(self, a: Host, b: Host, *, mtu: int = 1500, a_addr: str | None = None,
              b_addr: str | None = None, prefixlen: int = 24, offload: bool = False,
              **params: Any) -> Link:
-        """Join two hosts with a point-to-point link (delay, rate_bps, loss, reorder, ...).
+        """Join two hosts with a point-to-point link (delay, rate_bps, loss, reorder,
+        ecn_mark_threshold, ...: the :class:`~tcpdive.sim.link.Pipe` parameters).
 
         Each side gets a device ``ethN`` carrying its address; each host routes the other's
         address (and, for its first link, everything else) over it. ``offload=True`` gives both

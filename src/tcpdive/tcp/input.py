@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections import deque
 
-from ..packet.tcp import ACK, FIN, RST, SYN
+from ..packet.tcp import ACK, CWR, ECE, FIN, RST, SYN
 from ..skb import (
     SKB,
     TCPCB_EVER_RETRANS,
@@ -23,6 +23,16 @@ from ..skb import (
 )
 from . import sock as S
 from .cong import tcp_init_congestion_control
+from .ecn import (
+    tcp_data_ecn_check,
+    tcp_ecn_accept_cwr,
+    tcp_ecn_queue_cwr,
+    tcp_ecn_rcv_ecn_echo,
+    tcp_ecn_rcv_syn,
+    tcp_ecn_rcv_synack,
+    tcp_ecn_send_synack,
+    tcp_ecn_withdraw_cwr,
+)
 from .metrics import tcp_init_cwnd
 from .minisocks import tcp_time_wait
 from .output import (
@@ -260,6 +270,8 @@ def tcp_event_data_recv(sk: TcpSock, skb: SKB) -> None:
         elif m > sk.icsk_rto:
             tcp_incr_quickack(sk, TCP_MAX_QUICKACKS)
     sk.ack_lrcvtime = now
+    if sk.ecn_flags:
+        tcp_data_ecn_check(sk, skb)
     if len(skb.data) >= 128:
         tcp_grow_window(sk, skb)
 
@@ -983,6 +995,11 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
             flag |= tcp_sacktag_write_queue(sk, ack, prior_snd_una, st)
             if st.sack_delivered:
                 tcp_count_delivered(sk, st.sack_delivered)
+        if skb.flags & ECE and tcp_ecn_rcv_ecn_echo(sk, skb.flags):
+            flag |= FLAG_ECE
+    if skb.flags & CWR:
+        # RFC 3168 says CWR comes on new data; Linux accepts it on pure ACKs too
+        tcp_ecn_accept_cwr(sk, skb)
     sk.bytes_acked += ack - prior_snd_una
     sk.sk_err_soft = 0
     sk.icsk_probes_out = 0
@@ -1024,6 +1041,8 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
     if flag & FLAG_SET_XMIT_TIMER:
         tcp_set_xmit_timer(sk)
     acked_sacked = sk.delivered - delivered
+    if flag & FLAG_ECE:
+        sk.delivered_ce += acked_sacked          # tcp_count_delivered(..., ece_ack)
     tcp_cong_control(sk, ack, acked_sacked, sk.lost - lost, flag)
     tcp_xmit_recovery(sk, rexmit)
     tp = net.trace.tcp_probe
@@ -1217,6 +1236,8 @@ def tcp_enter_loss(sk: TcpSock) -> None:
     tcp_set_ca_state(sk, TCP_CA_Loss)
     sk.high_seq = sk.snd_nxt
     sk.tlp_high_seq = 0
+    if sk.ecn_flags:
+        tcp_ecn_queue_cwr(sk)
     sk.frto = bool(sk.net.sysctl.tcp_frto) and (new_recovery or bool(sk.icsk_retransmits))
 
 
@@ -1287,6 +1308,8 @@ def tcp_init_cwnd_reduction(sk: TcpSock) -> None:
     sk.prr_out = 0
     if sk.ca is not None:
         sk.snd_ssthresh = sk.ca.ssthresh(sk)
+    if sk.ecn_flags:
+        tcp_ecn_queue_cwr(sk)
 
 
 def tcp_end_cwnd_reduction(sk: TcpSock) -> None:
@@ -1359,6 +1382,7 @@ def tcp_undo_cwnd_reduction(sk: TcpSock, unmark_loss: bool) -> None:
             sk.snd_cwnd = sk.ca.undo_cwnd(sk)
         if sk.prior_ssthresh > sk.snd_ssthresh:
             sk.snd_ssthresh = sk.prior_ssthresh
+            tcp_ecn_withdraw_cwr(sk)
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
     sk.undo_marker = 0
     sk.rack_advanced = True
@@ -1694,6 +1718,8 @@ def tcp_ofo_queue(sk: TcpSock) -> None:
 def tcp_data_queue_ofo(sk: TcpSock, skb: SKB) -> None:
     """Keep a segment that arrived ahead of a hole (``tcp_data_queue_ofo``)."""
     net = sk.net
+    if sk.ecn_flags:
+        tcp_data_ecn_check(sk, skb)
     sk.pred_flags = 0
     inet_csk_schedule_ack(sk)
     net.mib["TcpExtTCPOFOQueue"] += 1
@@ -1943,6 +1969,8 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
             net.drop(skb, "TCP_FLAGS")
             return 0
         # SYN-ACK: RFC 9293 3.10.7.3, Linux style
+        if sk.ecn_flags:
+            tcp_ecn_rcv_synack(sk, flags)
         sk.snd_wl1 = skb.seq
         tcp_ack(sk, skb, FLAG_SLOWPATH)
         sk.irs = skb.seq
@@ -1980,8 +2008,15 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
         sk.snd_wnd = skb.window
         sk.snd_wl1 = skb.seq
         sk.max_window = sk.snd_wnd
+        synack_flags = SYN | ACK
+        if sk.ecn_flags:
+            tcp_ecn_rcv_syn(sk, flags)
+            # tcp_send_synack: the SYN skb, ECE|CWR and all, becomes the SYN-ACK
+            head = sk.rtx_queue[0] if sk.rtx_queue else None
+            if head is not None and head.flags & SYN:
+                synack_flags = tcp_ecn_send_synack(sk, synack_flags | (head.flags & (ECE | CWR)))
         tcp_sync_mss(sk, sk.icsk_pmtu_cookie)
-        synack = SKB(sk.iss, sk.iss + 1, SYN | ACK)
+        synack = SKB(sk.iss, sk.iss + 1, synack_flags)
         tcp_transmit_skb(sk, synack)
         return -1
     net.drop(skb, "TCP_FLAGS")

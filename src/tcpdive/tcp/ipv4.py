@@ -22,6 +22,7 @@ from ..packet.tcp import ACK, FIN, RST, SYN, TCPHDR_LEN, tcp_build, tcp_parse_op
 from ..skb import SKB
 from . import sock as S
 from .cong import tcp_init_congestion_control
+from .ecn import tcp_ecn_create_request, tcp_ecn_openreq_child
 from .md5 import (
     MD5_OPTION,
     tcp_inbound_hash,
@@ -373,7 +374,10 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
             mib["TcpExtPAWSPassive"] += 1
             mib["TcpExtListenDrops"] += 1
             return
+    tcp_ecn_create_request(req, skb, sk)
     if want_cookie:
+        if not req.tstamp_ok:
+            req.ecn_ok = False                  # a cookie keeps ECN only in the TS option
         req.snt_isn = cookie_v4_init_sequence(sk, req, skb, peer_mss)
         req.mss = advmss
         req.cookie = True
@@ -495,6 +499,8 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     child.owner = listener.owner
     child.tos = listener.tos
     child.ttl = listener.ttl
+    if req.ecn_ok:
+        tcp_ecn_openreq_child(child, req)
     child.iss = req.snt_isn
     child.irs = req.rcv_isn
     base = req.snt_isn + 1

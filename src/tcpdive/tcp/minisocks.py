@@ -13,6 +13,7 @@ from ..packet.ipv4 import IPPROTO_TCP
 from ..packet.tcp import ACK, FIN, RST, SYN, syn_options, tcp_build, ts_option
 from . import md5 as _md5
 from . import sock as S
+from .ecn import tcp_ecn_make_synack
 from .sock import TCP_TIMEWAIT_LEN, TcpSock, ts_before, unwrap
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class TimewaitSock:
         self.tsoffset = sk.tsoffset
         self.reuse = sk.reuse
         self.reuseport = sk.reuseport
-        self.tos = sk.tos
+        self.tos = sk.tos & ~3      # its ACKs go Not-ECT (ip_send_unicast_reply drops ECN bits)
         self.ttl = sk.ttl
         self.entry_stamp_ms = net.clock.now_us() // 1000
         # tw_timeout: TIME_WAIT length once the FIN is in (only the tcp_tw_recycle emulation
@@ -270,7 +271,7 @@ class RequestSock:
                  "mss", "snd_wscale", "rcv_wscale", "wscale_ok", "sack_ok", "tstamp_ok",
                  "ts_recent", "tsoffset", "rcv_wnd", "window_clamp", "num_retrans",
                  "num_timeout", "timer", "hash_key", "snt_synack", "acked", "state", "timeout",
-                 "peer_window", "cookie", "tos", "ttl", "rcv_saddr", "peer_mss")
+                 "peer_window", "cookie", "tos", "ttl", "rcv_saddr", "peer_mss", "ecn_ok")
 
     def __init__(self, listener: TcpSock) -> None:
         self.listener = listener
@@ -281,6 +282,7 @@ class RequestSock:
         self.acked = False
         self.hash_key = None
         self.cookie = False
+        self.ecn_ok = False
         self.timer = KTimer(self.net.clock, reqsk_timer_handler, self)
         self.timeout = self.net.tcp_timeout_init()
         self.tos = listener.tos
@@ -310,8 +312,11 @@ def tcp_v4_send_synack(req: RequestSock) -> None:
     opts = syn_options(req.mss, req.sack_ok, ts, req.rcv_wscale if req.wscale_ok else None)
     if md5 is not None:
         opts = _md5.MD5_OPTION + opts
+    flags = SYN | ACK
+    if req.ecn_ok:
+        flags |= tcp_ecn_make_synack(req)
     seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn, req.rcv_isn + 1,
-                    SYN | ACK, min(req.rcv_wnd, 0xFFFF), opts)
+                    flags, min(req.rcv_wnd, 0xFFFF), opts)
     if md5 is not None:
         seg = _md5.tcp_md5_fill(seg, md5.key, req.saddr, req.daddr, 24)
     req.snt_synack = net.clock.now_us()

@@ -28,6 +28,7 @@ from ..packet.tcp import (
 )
 from ..skb import SKB, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS
 from .cong import CA_EVENT_CWND_RESTART, tcp_is_cwnd_limited
+from .ecn import TCPHDR_SYN_ECN, tcp_ecn_clear_syn, tcp_ecn_send, tcp_ecn_send_syn
 from .md5 import (
     MD5_OPTION,
     TCPOLEN_MD5SIG_ALIGNED,
@@ -373,6 +374,9 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     else:
         opts = tcp_established_options(sk, 0 if md5 is None else TCPOLEN_MD5SIG_ALIGNED)
         window = tcp_select_window(sk)
+        if sk.ecn_flags:
+            # new data: not sent before (seq at snd_nxt, tcp_event_new_data_sent comes after)
+            flags |= tcp_ecn_send(sk, bool(skb.data) and skb.seq >= sk.snd_nxt)
     if md5 is not None:
         opts = MD5_OPTION + opts                    # tcp_options_write: the signature first
     # CHECKSUM_PARTIAL when the route's device checksums (sk_route_caps & NETIF_F_HW_CSUM)
@@ -397,14 +401,16 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     return tcp_xmit_err(sk, err) if err else 0
 
 
-def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool) -> int:
+def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool,
+                     rtx: bool = False) -> int:
     """Send consecutive MSS skbs as one TSO packet (``__tcp_transmit_skb`` of a pcount > 1 skb).
 
     One header (options, window, ACK) for all, payloads joined, ``gso_size`` = ``mss_now``;
     the device or GSO cuts it into wire segments with PSH/FIN on the last (``tcp_gso_segment``).
     ``psh``: it ends a multi-segment burst, so it carries PSH as the per-segment path does.
     Counters count segments (TcpOutSegs, segs_out, data_segs_out += pcount). tcpdive keeps
-    the retransmit queue per MSS skb, moved there before this runs: a send error is not undone.
+    the retransmit queue per MSS skb, moved there before this runs: a send error is not undone
+    (so ``rtx`` says whether it is a retransmission, for ``tcp_ecn_send``).
     """
     net = sk.net
     if sk.dst_genid != net.rt_genid:
@@ -417,6 +423,8 @@ def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool) -> i
     rcv_nxt = sk.rcv_nxt
     opts = tcp_established_options(sk)
     window = tcp_select_window(sk)
+    if sk.ecn_flags:
+        flags |= tcp_ecn_send(sk, not rtx)       # GSO gives CWR to the first segment only
     caps = net.route_caps(sk.daddr)
     summed = CHECKSUM_PARTIAL if caps & NETIF_F_HW_CSUM else 0
     seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, first.seq,
@@ -1175,7 +1183,10 @@ def tcp_send_active_reset(sk: TcpSock) -> None:
     md5 = tcp_v4_md5_lookup(sk) if sk.md5sig_info is not None else None
     if md5 is not None:
         opts = MD5_OPTION + opts
-    seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, seq, sk.rcv_nxt, RST | ACK,
+    flags = RST | ACK
+    if sk.ecn_flags:
+        flags |= tcp_ecn_send(sk, False)          # __tcp_transmit_skb: Not-ECT, maybe ECE
+    seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, seq, sk.rcv_nxt, flags,
                     0, opts)
     if md5 is not None:
         seg = tcp_md5_fill(seg, md5.key, sk.saddr, sk.daddr, 24)
@@ -1230,6 +1241,7 @@ def tcp_connect(sk: TcpSock) -> None:
     """Send the SYN and arm its retransmission (``tcp_connect``)."""
     tcp_connect_init(sk)
     skb = SKB(sk.write_seq, sk.write_seq + 1, SYN)
+    tcp_ecn_send_syn(sk, skb)
     sk.write_seq += 1
     sk.snd_nxt = sk.write_seq
     sk.pushed_seq = sk.write_seq
@@ -1392,6 +1404,8 @@ def __tcp_retransmit_skb(sk: TcpSock, skb: SKB, segs: int = 1, idx: int = -1) ->
         if n > 1:
             run = [q[k] for k in range(i, i + n)]
             skb.gso_segs = n
+    if skb.flags & TCPHDR_SYN_ECN == TCPHDR_SYN_ECN:
+        tcp_ecn_clear_syn(sk, skb)               # RFC 3168 6.1.1.1: ECN fallback
     net = sk.net
     err = 0
     if len(run) == 1:
@@ -1403,7 +1417,7 @@ def __tcp_retransmit_skb(sk: TcpSock, skb: SKB, segs: int = 1, idx: int = -1) ->
             s.tstamp = now
             sk.tx_count += 1
             s.tx_seq = sk.tx_count
-        err = tcp_transmit_gso(sk, run, cur_mss, True)
+        err = tcp_transmit_gso(sk, run, cur_mss, True, rtx=True)
     else:
         last = run[-1]
         for s in run:

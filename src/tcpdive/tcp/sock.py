@@ -158,7 +158,7 @@ class TcpSock:
         "snd_cwnd", "snd_ssthresh", "snd_cwnd_cnt", "snd_cwnd_stamp", "prior_cwnd",
         "packets_out", "retrans_out", "sacked_out", "lost_out", "ca", "ca_priv", "reordering",
         "high_seq", "prior_ssthresh", "undo_retrans", "is_cwnd_limited", "max_packets_out",
-        "delivered", "app_limited", "prr_delivered", "prr_out", "dupacks", "frto",
+        "delivered", "delivered_ce", "app_limited", "prr_delivered", "prr_out", "dupacks", "frto",
         # queues
         "write_queue", "rtx_queue", "receive_queue", "rcv_queue_bytes", "rcv_queue_off",
         "ofo_queue", "ofo_bytes",
@@ -319,6 +319,7 @@ class TcpSock:
         self.is_cwnd_limited = False
         self.max_packets_out = 0
         self.delivered = 0
+        self.delivered_ce = 0       # delivered while the ACK echoed ECE (tcpi_delivered_ce)
         self.app_limited = 0
         self.prr_delivered = self.prr_out = 0
         self.dupacks = 0

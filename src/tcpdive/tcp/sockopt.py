@@ -23,6 +23,7 @@ TCPI_OPT_TIMESTAMPS = 1
 TCPI_OPT_SACK = 2
 TCPI_OPT_WSCALE = 4
 TCPI_OPT_ECN = 8
+TCPI_OPT_ECN_SEEN = 16
 
 _TCP_INFO = struct.Struct("=BBBBBBBBIIIIIIIIIIIIIIIIIIIIIIIIQQQQIIIIIIQQQQIIQQIIIIIIHHI")
 TCP_INFO_LEN = _TCP_INFO.size
@@ -90,6 +91,11 @@ def tcp_get_info(sk) -> TcpInfo:
         info.tcpi_snd_wscale = sk.snd_wscale
         info.tcpi_rcv_wscale = sk.rcv_wscale
         info.tcpi_wscale = (sk.snd_wscale & 15) | ((sk.rcv_wscale & 15) << 4)
+    if sk.ecn_flags:
+        if sk.ecn_flags & 1:                     # TCP_ECN_OK (tcp_ecn_mode_any)
+            opts |= TCPI_OPT_ECN
+        if sk.ecn_flags & 8:                     # TCP_ECN_SEEN
+            opts |= TCPI_OPT_ECN_SEEN
     info.tcpi_options = opts
     info.tcpi_rto = sk.icsk_rto
     info.tcpi_ato = min(sk.ack_ato, tcp_delack_max(sk))      # as Linux 6.7+ reports it
@@ -122,6 +128,7 @@ def tcp_get_info(sk) -> TcpInfo:
     info.tcpi_data_segs_in = sk.data_segs_in
     info.tcpi_data_segs_out = sk.data_segs_out
     info.tcpi_delivered = sk.delivered
+    info.tcpi_delivered_ce = sk.delivered_ce
     info.tcpi_bytes_sent = sk.bytes_sent
     info.tcpi_bytes_retrans = sk.bytes_retrans
     info.tcpi_snd_wnd = sk.snd_wnd
@@ -212,7 +219,7 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
     if level == SOL_IP:
         v = _int(value)
         if optname == 1:                                         # IP_TOS
-            sk.tos = v & 0xFC
+            sk.tos = (v & 0xFC) | (sk.tos & 3)   # TCP keeps its own ECN bits (__ip_sock_set_tos)
         elif optname == 2:                                       # IP_TTL
             if v == -1:
                 v = 0

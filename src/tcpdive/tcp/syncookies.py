@@ -22,6 +22,7 @@ MAX_SYNCOOKIE_AGE = 2
 TSBITS = 6
 TS_OPT_WSCALE_MASK = 0xF
 TS_OPT_SACK = 1 << 4
+TS_OPT_ECN = 1 << 5
 MSSTAB = (536, 1300, 1440, 1460)
 
 
@@ -59,6 +60,8 @@ def cookie_v4_init_sequence(listener: TcpSock, req: RequestSock, skb: SKB, peer_
         opts = req.snd_wscale if req.wscale_ok else TS_OPT_WSCALE_MASK
         if req.sack_ok:
             opts |= TS_OPT_SACK
+        if req.ecn_ok:
+            opts |= TS_OPT_ECN
         now_ms = net.clock.now_us() // 1000
         ts = ((now_ms >> TSBITS) << TSBITS) | opts
         if ts > now_ms:
@@ -134,6 +137,8 @@ def cookie_v4_check(listener: TcpSock, skb: SKB):
             req.wscale_ok = True
             req.snd_wscale = min(ws, S.TCP_MAX_WSCALE)
         req.tsoffset = tsoff
+        # cookie_ecn_ok: ECN was agreed on the SYN-ACK and tcp_ecn still allows it
+        req.ecn_ok = bool(opts & TS_OPT_ECN and sc.tcp_ecn)
     from ..net.route import dst_metric_advmss
     from .output import tcp_select_initial_window, tcp_win_from_space
 

@@ -725,14 +725,18 @@ class ShellStep:
     ``defaults`` (common/defaults.sh; its settings are in ``sysctls`` when the file
     could be read), ``restore`` (``/tmp/sysctl_restore_${PPID}.sh``),
     ``tcp_metrics_flush``, ``module_param`` (``echo v > /sys/module/M/parameters/P``,
-    named ``M.P``) or ``unsupported``.  ``connector`` is the shell operator that
-    joined it to the previous step (``""``, ``;``, ``&&``, ``||``, ``|``, ``&``).
+    named ``M.P``), ``rm`` (``rm -f /tmp/...``: ``argv`` holds the paths), ``dd``
+    (``dd if=/dev/zero of=/tmp/... bs=N count=N``: ``argv`` holds the path and the byte
+    count, see ``parser.dd_spec``) or ``unsupported``.  ``connector`` is the shell
+    operator that joined it to the previous step (``""``, ``;``, ``&&``, ``||``, ``|``,
+    ``&``).
     """
 
     kind: str
     text: str
     sysctls: tuple[SysctlSetting, ...] = ()
     connector: str = ""
+    argv: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

@@ -449,6 +449,8 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     child.owner = listener.owner
     child.tos = listener.tos
     child.ttl = listener.ttl
+    child.urginline = listener.urginline          # sk_clone_lock copies the sock flags
+    child.freebind = listener.freebind
     child.iss = req.snt_isn
     child.irs = req.rcv_isn
     base = req.snt_isn + 1

@@ -505,7 +505,10 @@ class Socket:
         sk = self.sk
         if not self.is_tcp:
             return sk.readable()
-        return (sk.rcv_queue_bytes > 0 or sk.sk_err != 0 or bool(sk.sk_shutdown & S.RCV_SHUTDOWN)
+        queued = sk.rcv_queue_bytes
+        if queued and sk.urg_data and sk.urg_seq == sk.copied_seq and not sk.urginline:
+            queued -= 1                 # the urgent byte at the mark is no data to a reader
+        return (queued > 0 or sk.sk_err != 0 or bool(sk.sk_shutdown & S.RCV_SHUTDOWN)
                 or sk.done or sk.state in (S.TCP_CLOSE, S.TCP_LISTEN))
 
     def recv(self, n: int, flags: int = 0) -> bytes:
@@ -526,6 +529,8 @@ class Socket:
     async def _arecv_all(self, n: int, flags: int) -> bytes:
         out = b""
         while len(out) < n:
+            if self.is_tcp and self.sk.urg_data and tcp_atmark(self.sk):
+                break                    # even MSG_WAITALL stops at the urgent mark
             chunk = await self._arecv_wait(n - len(out), flags & ~MSG_WAITALL)
             if not chunk:
                 break

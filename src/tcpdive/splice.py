@@ -461,9 +461,9 @@ async def asendfile(f_out: Any, f_in: Any, offset: int | None, count: int) -> tu
     Returns (bytes sent, the offset after them).
 
     Into a socket the bytes go a pipe's worth (64 KiB) at a time, each through one
-    ``tcp_sendmsg`` flagged MSG_MORE while the file read fell short of what is left to send
-    (Linux's SPLICE_F_MORE rule, so a count past the end of the file leaves the last segment
-    corked, as Linux does); only the socket's O_NONBLOCK makes it non-blocking.
+    ``tcp_sendmsg`` flagged MSG_MORE until a read covers all that is left (SPLICE_F_MORE);
+    when the file ends first, ``tcp_splice_eof`` pushes what MSG_MORE held back. Only the
+    socket's O_NONBLOCK makes it non-blocking.
     """
     if not isinstance(f_in, RegularFile) or not f_in.readable():
         raise oserror(E.EBADF if not _can_read(f_in) else E.EINVAL)
@@ -481,6 +481,8 @@ async def asendfile(f_out: Any, f_in: Any, offset: int | None, count: int) -> tu
         left = count - total
         data = f_in.pread(min(left, chunk_max), pos)
         if not data:
+            if total and getattr(f_out, "is_tcp", False):
+                tcp_splice_eof(f_out.sk)
             break
         if isinstance(f_out, PipeFile):
             # do_sendfile into a pipe: one splice_file_to_pipe (what the pipe has room for)
@@ -508,6 +510,15 @@ async def asendfile(f_out: Any, f_in: Any, offset: int | None, count: int) -> tu
     if offset is None:
         f_in.pos = pos
     return total, pos
+
+
+def tcp_splice_eof(sk: Any) -> None:
+    """The file ended before the count (``tcp_splice_eof``): push the tail without MSG_MORE."""
+    from .tcp.output import tcp_current_mss
+    from .tcp.tcp import tcp_push
+
+    if sk.write_queue:
+        tcp_push(sk, 0, tcp_current_mss(sk), sk.nonagle)
 
 
 async def _sock_send(s: Any, data: bytes, flags: int) -> int:

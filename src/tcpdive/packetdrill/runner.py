@@ -1116,7 +1116,7 @@ class Runner:
         try:
             data = s._recv_now(n, flags)
         except OSError as e:
-            if e.errno != E.EAGAIN or s._would_block(flags):
+            if e.errno != E.EAGAIN or s._would_block(flags) or flags & 0x1:   # MSG_OOB
                 raise
             data = await s._arecv_wait(n, flags)
         if flags & 0x100 and 0 < len(data) < n:                     # MSG_WAITALL

@@ -176,3 +176,19 @@ def test_sendfile_argument_errors():
     with pytest.raises(OSError) as e:
         n.w.run(asendfile(cs, f, -1, 5))
     assert e.value.errno == EINVAL
+
+
+def test_ip_freebind_lets_bind_take_a_non_local_address():
+    """IP_FREEBIND (inet->freebind, ``inet_can_nonlocal_bind``), set by the splice script."""
+    from tcpdive.errors import EADDRNOTAVAIL
+
+    n = Net()
+    s = n.s.socket()
+    with pytest.raises(OSError) as e:
+        s.bind(("10.9.9.9", 8080))
+    assert e.value.errno == EADDRNOTAVAIL
+    assert s.getsockopt(0, 15) == 0
+    s.setsockopt(0, 15, 1)                           # SOL_IP, IP_FREEBIND
+    assert s.getsockopt(0, 15) == 1
+    s.bind(("10.9.9.9", 8080))
+    assert s.getsockname() == ("10.9.9.9", 8080)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors as E
 from .errors import oserror
-from .tcp.sock import sk_add_waiter, sk_wake
+from .tcp.sock import sk_add_waiter
 
 if TYPE_CHECKING:
     from .net.netns import Netns
@@ -113,12 +113,20 @@ class Pipe:
     def space(self) -> int:
         return self.capacity - len(self.buf)
 
+    def wake(self) -> None:
+        """Wake every sleeper on the pipe (``wake_up_interruptible_all(&pipe->rd_wait)``...)."""
+        wq = self.wq
+        if wq:
+            self.wq = None
+            for cb in wq:
+                cb()
+
     def push(self, data: bytes) -> int:
         """Append what fits; returns the bytes taken (``splice_to_pipe`` / ``pipe_write``)."""
         n = min(len(data), self.space())
         if n:
             self.buf += data[:n]
-            sk_wake(self)
+            self.wake()
         return n
 
     def pull(self, n: int) -> bytes:
@@ -126,7 +134,7 @@ class Pipe:
         out = bytes(self.buf[:n])
         if out:
             del self.buf[:len(out)]
-            sk_wake(self)
+            self.wake()
         return out
 
 
@@ -220,7 +228,7 @@ class PipeFile(HostFile):
             p.readers -= 1
         if self.writable():
             p.writers -= 1
-        sk_wake(p)
+        p.wake()
 
     def __repr__(self) -> str:
         end = "r" if self.readable() else "w"

@@ -79,7 +79,7 @@ def tcp_urg(sk: TcpSock, skb: SKB) -> None:
         data = skb.data
         if 0 <= off < len(data):
             sk.urg_data = TCP_URG_VALID | data[off]
-            if not sk.dead and sk.wq:
+            if not sk.dead:
                 S.sk_wake(sk)                       # sk->sk_data_ready
 
 

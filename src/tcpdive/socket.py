@@ -38,6 +38,7 @@ from .tcp.tcp import (
     tcp_sendmsg,
     tcp_shutdown,
 )
+from .tcp.urgent import tcp_atmark, tcp_inq, tcp_poll_urg
 
 if TYPE_CHECKING:
     from .net.netns import Netns
@@ -110,6 +111,8 @@ POLLWRNORM = 0x100
 POLLRDHUP = 0x2000
 SIOCINQ = 0x541B
 SIOCOUTQ = 0x5411
+SIOCATMARK = 0x8905
+FIONREAD = SIOCINQ
 
 SOCK_BINDPORT_LOCK = 0x8
 SOCK_BINDADDR_LOCK = 0x4
@@ -275,7 +278,8 @@ class Socket:
             return
         if sk.state != S.TCP_CLOSE or sk.sport:
             raise oserror(E.EINVAL, "socket already bound")
-        if a and a not in self.net.local_addrs and (a >> 24) != 127 and not self.net.sysctl.ip_nonlocal_bind:
+        if (a and a not in self.net.local_addrs and (a >> 24) != 127
+                and not self.net.sysctl.ip_nonlocal_bind and not sk.freebind):
             raise oserror(E.EADDRNOTAVAIL, f"{int2ip(a)} is not a local address")
         sk.rcv_saddr = sk.saddr = a
         self.net.tcp_hashinfo.get_port(sk, port)
@@ -512,16 +516,20 @@ class Socket:
         sk = self.sk
         if not self.is_tcp:
             return sk.readable()
-        return (sk.rcv_queue_bytes > 0 or sk.sk_err != 0 or bool(sk.sk_shutdown & S.RCV_SHUTDOWN)
+        queued = sk.rcv_queue_bytes
+        if queued and sk.urg_data and sk.urg_seq == sk.copied_seq and not sk.urginline:
+            queued -= 1                 # the urgent byte at the mark is no data to a reader
+        return (queued > 0 or sk.sk_err != 0 or bool(sk.sk_shutdown & S.RCV_SHUTDOWN)
                 or sk.done or sk.state in (S.TCP_CLOSE, S.TCP_LISTEN))
 
     def recv(self, n: int, flags: int = 0) -> bytes:
-        """recv(): up to ``n`` bytes, b'' at EOF; blocks until data, EOF or error."""
+        """recv(): up to ``n`` bytes, b'' at EOF; blocks until data, EOF or error.
+        recv(MSG_OOB) never blocks (``tcp_recv_urg``)."""
         self._check_open()
         try:
             data = self._recv_now(n, flags)
         except OSError as e:
-            if e.errno != E.EAGAIN or self._would_block(flags):
+            if e.errno != E.EAGAIN or self._would_block(flags) or flags & MSG_OOB:
                 raise
             data = self._run_blocking(self._arecv_wait(n, flags))
         if flags & MSG_WAITALL and self.is_tcp and 0 < len(data) < n and not self._would_block(flags):
@@ -532,6 +540,8 @@ class Socket:
     async def _arecv_all(self, n: int, flags: int) -> bytes:
         out = b""
         while len(out) < n:
+            if self.is_tcp and self.sk.urg_data and tcp_atmark(self.sk):
+                break                    # even MSG_WAITALL stops at the urgent mark
             chunk = await self._arecv_wait(n - len(out), flags & ~MSG_WAITALL)
             if not chunk:
                 break
@@ -543,6 +553,8 @@ class Socket:
 
     async def arecv(self, n: int, flags: int = 0) -> bytes:
         self._check_open()
+        if flags & MSG_OOB:
+            return self._recv_now(n, flags)          # never blocks
         if self.is_tcp and n >= 0 and not self._recv_ready() and not self._would_block(flags):
             return await self._arecv_wait(n, flags)  # nothing to read: sleep first, no EAGAIN
         try:
@@ -693,7 +705,11 @@ class Socket:
         if request == SIOCINQ:
             if self.is_tcp and sk.state == S.TCP_LISTEN:
                 raise oserror(E.EINVAL)
+            if self.is_tcp and sk.urg_data:
+                return tcp_inq(sk)                  # only up to the urgent mark
             return sk.rcv_queue_bytes if self.is_tcp else sk.inq()
+        if request == SIOCATMARK and self.is_tcp:
+            return tcp_atmark(sk)
         if request == SIOCOUTQ:
             if self.is_tcp:
                 if sk.state == S.TCP_LISTEN:
@@ -746,7 +762,10 @@ def tcp_poll(sk: TcpSock) -> int:
     if shutdown & S.RCV_SHUTDOWN:
         mask |= POLLIN | POLLRDNORM | POLLRDHUP
     if state != S.TCP_SYN_SENT and state != S.TCP_SYN_RECV:
-        if tcp_epollin_ready(sk, sk.sk_rcvlowat or 1):
+        target = sk.sk_rcvlowat or 1
+        if sk.urg_data:
+            target, _pri = tcp_poll_urg(sk, target)
+        if tcp_epollin_ready(sk, target):
             mask |= POLLIN | POLLRDNORM
         if not shutdown & S.SEND_SHUTDOWN:
             if __sk_stream_is_writeable(sk, 1):

@@ -726,14 +726,18 @@ class ShellStep:
     could be read), ``restore`` (``/tmp/sysctl_restore_${PPID}.sh``),
     ``tcp_metrics_flush``, ``module_param`` (``echo v > /sys/module/M/parameters/P``,
     named ``M.P``), ``procnet`` (``cat`` / ``grep`` of /proc/net/tcp{,6}, run by the runner
-    on the host's tables) or ``unsupported``.  ``connector`` is the shell operator that
-    joined it to the previous step (``""``, ``;``, ``&&``, ``||``, ``|``, ``&``).
+    on the host's tables), ``rm`` (``rm -f /tmp/...``: ``argv`` holds the paths), ``dd``
+    (``dd if=/dev/zero of=/tmp/... bs=N count=N``: ``argv`` holds the path and the byte
+    count, see ``parser.dd_spec``) or ``unsupported``.  ``connector`` is the shell
+    operator that joined it to the previous step (``""``, ``;``, ``&&``, ``||``, ``|``,
+    ``&``).
     """
 
     kind: str
     text: str
     sysctls: tuple[SysctlSetting, ...] = ()
     connector: str = ""
+    argv: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

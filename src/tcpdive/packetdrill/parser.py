@@ -1211,7 +1211,64 @@ def _classify(
 
         if is_proc_read(prog, args, connector == "|"):
             return ShellStep("procnet", raw, connector=connector)
+    elif prog == "rm" and redirect is None:
+        paths = _rm_args(args)
+        if paths is not None:
+            return ShellStep("rm", raw, connector=connector, argv=paths)
+    elif prog == "dd" and redirect is None:
+        spec = dd_spec(args)
+        if spec is not None:
+            return ShellStep("dd", raw, connector=connector, argv=(spec[0], str(spec[1])))
     return ShellStep("unsupported", raw, connector=connector)
+
+
+def _tmp_file(path: str) -> bool:
+    """A plain file name under /tmp: no globbing, no way out of /tmp, not /tmp itself."""
+    return (path.startswith("/tmp/") and len(path) > 5 and not path.endswith("/")
+            and ".." not in path.split("/") and not any(c in path for c in "*?[]{}~$`\\"))
+
+
+def _rm_args(args: list[str]) -> tuple[str, ...] | None:
+    """``rm -f FILE...`` with every FILE a plain /tmp file (None for anything else)."""
+    paths = tuple(a for a in args if a != "-f")
+    if len(paths) == len(args) or not paths or not all(_tmp_file(p) for p in paths):
+        return None
+    return paths
+
+
+_DD_MULT = {"": 1, "c": 1, "w": 2, "b": 512, "kB": 1000, "K": 1024, "k": 1024, "MB": 1000 ** 2,
+            "M": 1024 ** 2, "xM": 1024 ** 2, "GB": 1000 ** 3, "G": 1024 ** 3}
+
+
+def _dd_number(text: str) -> int | None:
+    m = re.fullmatch(r"([0-9]+)([a-zA-Z]*)", text)
+    if m is None or m.group(2) not in _DD_MULT:
+        return None
+    return int(m.group(1)) * _DD_MULT[m.group(2)]
+
+
+def dd_spec(args: list[str]) -> tuple[str, int] | None:
+    """``dd if=/dev/zero of=/tmp/F bs=N count=N [status=...]`` -> (F, bytes written), the
+    only dd tcpdive emulates (a file of zeroes, as packetdrill payloads are); None otherwise.
+    Without conv=notrunc dd truncates F first, so F ends up holding exactly those bytes."""
+    opts: dict[str, str] = {}
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if not eq or key in opts:
+            return None
+        opts[key] = value
+    if opts.pop("if", None) != "/dev/zero" or set(opts) - {"of", "bs", "count", "status"}:
+        return None
+    path = opts.get("of", "")
+    bs = _dd_number(opts.get("bs", "512"))
+    count = _dd_number(opts.get("count", ""))
+    if not _tmp_file(path) or bs is None or count is None or bs <= 0:
+        return None
+    if opts.get("status", "none") not in ("none", "noxfer", "progress"):
+        return None
+    if bs * count > 1 << 30:
+        return None
+    return path, bs * count
 
 
 def _sysctl_args(args: list[str]) -> tuple[SysctlSetting, ...] | None:

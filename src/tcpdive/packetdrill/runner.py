@@ -29,6 +29,7 @@ from ..packet.ipv4 import ip2int
 from ..sim.loop import VirtualTimeLoop
 from ..socket import Socket
 from ..socket import poll as sock_poll
+from ..splice import HostFile, PipeFile, RegularFile, asendfile, asplice, do_pipe2
 from ..tcp import sock as S
 from .ast import (
     BinaryExpr,
@@ -350,6 +351,8 @@ class Runner:
         self.waiting = False
         self.conn: _Conn | None = None
         self.fds: dict[int, Socket] = {}
+        # the host's files: what `rm -f /tmp/F` and `dd ... of=/tmp/F` leave behind, by path
+        self.vfs: dict[str, bytearray] = {}
         self.inq: set[int] = set()          # ids of sockets with TCP_INQ on
         self.next_port = FIRST_EPHEMERAL_PORT
         self.blocking: _Blocking | None = None
@@ -568,6 +571,15 @@ class Runner:
                                              f"{e.strerror}") from None
                     continue
                 raise _Stop("ERROR", f"{self.path}:{line}: unsupported shell command: {step.text}")
+            if step.kind == "rm":                      # rm -f /tmp/F...: unlink, keep open files
+                for path in step.argv:
+                    self.vfs.pop(path, None)
+                continue
+            if step.kind == "dd":                      # dd if=/dev/zero of=/tmp/F: N zeroes
+                path, nbytes = step.argv[0], int(step.argv[1])
+                data = self.vfs.setdefault(path, bytearray())
+                data[:] = bytes(nbytes)               # O_TRUNC, then the blocks
+                continue
             for s in step.sysctls if step.kind in ("sysctl", "defaults") else ():
                 try:
                     self.net.sysctl.set(s.name, s.value)
@@ -1187,7 +1199,7 @@ class Runner:
         try:
             data = s._recv_now(n, flags)
         except OSError as e:
-            if e.errno != E.EAGAIN or s._would_block(flags):
+            if e.errno != E.EAGAIN or s._would_block(flags) or flags & 0x1:   # MSG_OOB
                 raise
             data = await s._arecv_wait(n, flags)
         if flags & 0x100 and 0 < len(data) < n:                     # MSG_WAITALL
@@ -1220,10 +1232,12 @@ class Runner:
             raise OSError(E.EFAULT, "bad address")
 
     async def sys_read(self, ev: Event, sc: Syscall, a: tuple) -> int:
-        s = self._sock(a[0], E.EINVAL)
+        f = self._file(a[0])
         n = self._int(a[2])
         self._check_efault(a[1], n)
-        return len(await self._recv(s, n, 0))
+        if isinstance(f, HostFile):
+            return len(await f.aread(n))                  # type: ignore[attr-defined]
+        return len(await self._recv(self._sock(a[0], E.EINVAL), n, 0))
 
     async def sys_recv(self, ev: Event, sc: Syscall, a: tuple) -> int:
         s = self._sock(a[0])
@@ -1235,9 +1249,11 @@ class Runner:
         return await self.sys_recv(ev, sc, a)
 
     async def sys_write(self, ev: Event, sc: Syscall, a: tuple) -> int:
-        s = self._sock(a[0], E.EINVAL)
+        f = self._file(a[0])
         n = self._int(a[2])
-        return await self._send(s, self._buf(a[1], n), 0)
+        if isinstance(f, HostFile):
+            return await f.awrite(self._buf(a[1], n))     # type: ignore[attr-defined]
+        return await self._send(self._sock(a[0], E.EINVAL), self._buf(a[1], n), 0)
 
     async def sys_send(self, ev: Event, sc: Syscall, a: tuple) -> int:
         s = self._sock(a[0])
@@ -1305,6 +1321,8 @@ class Runner:
         s = self._file(a[0])
         cmd = self._int(a[1])
         if cmd == SYMBOLS["F_GETFL"]:
+            if isinstance(s, HostFile):
+                return (s.flags & 3) | (_O_NONBLOCK if s.nonblocking else 0)
             return _O_RDWR | (_O_NONBLOCK if getattr(s, "nonblocking", False) else 0)
         if cmd == SYMBOLS["F_SETFL"]:
             s.nonblocking = bool(self._int(a[2]) & _O_NONBLOCK)
@@ -1375,6 +1393,69 @@ class Runner:
                 raise _ScriptFailure(f"Bad ioctl optval: expected: {exp} actual: {val}")
         return 0
 
+    # ---- pipes, files, splice, sendfile ----------------------------------------------
+
+    def _fd_list(self, e: Any, n: int) -> list[int]:
+        if not isinstance(e, ListExpr) or len(e.items) != n:
+            raise TypeError(f"expected a list of {n} fds: {e!r}")
+        return [self._int(i) for i in e.items]
+
+    async def sys_pipe(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        return await self.sys_pipe2(ev, sc, (a[0], IntExpr(0)))
+
+    async def sys_pipe2(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        """pipe([r, w]) / pipe2([r, w], flags): the script's fd numbers name the two ends."""
+        want = self._fd_list(a[0], 2)
+        ends = do_pipe2(self.net, self._int(a[1]))
+        for fd, f in zip(want, ends, strict=True):
+            self.fds[fd] = f                              # type: ignore[assignment]
+        return 0
+
+    def _loff(self, e: Any) -> int | None:
+        """A loff_t * argument: NULL, or [N]."""
+        if self._is_null(e):
+            return None
+        return self._int(e)
+
+    async def sys_splice(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        """splice(fd_in, off_in, fd_out, off_out, len, flags)."""
+        f_in, f_out = self._file(a[0]), self._file(a[2])
+        n, _, _ = await asplice(f_in, self._loff(a[1]), f_out, self._loff(a[3]),
+                                self._int(a[4]), self._int(a[5]))
+        return n
+
+    async def sys_open(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        """open(path, flags[, mode]) on the run's files (what its shell commands created);
+        other paths are read-only views of the real file, when one exists."""
+        if not isinstance(a[0], StringExpr):
+            raise TypeError("open() path must be a string")
+        path = a[0].value
+        flags = self._int(a[1])
+        data = self.vfs.get(path)
+        if data is None:
+            if flags & 0o100:                                           # O_CREAT
+                data = self.vfs[path] = bytearray()
+            elif flags & 3 == 0 and os.path.isfile(path):                 # O_RDONLY
+                with open(path, "rb") as fh:
+                    data = bytearray(fh.read())
+            else:
+                raise OSError(E.ENOENT, path)
+        elif flags & 0o100 and flags & 0o200:                           # O_CREAT|O_EXCL
+            raise OSError(E.EEXIST, path)
+        if flags & 0o1000 and flags & 3:                                # O_TRUNC, writable
+            del data[:]
+        f = RegularFile(self.net, path, data, flags)
+        expected = self._expected_result(ev, sc)
+        key = expected if expected is not None and expected >= 0 else f.fd
+        self.fds[key] = f                                   # type: ignore[assignment]
+        return key
+
+    async def sys_sendfile(self, ev: Event, sc: Syscall, a: tuple) -> int:
+        """sendfile(out_fd, in_fd, offset, count): offset NULL or [N]."""
+        f_out, f_in = self._file(a[0]), self._file(a[1])
+        n, _ = await asendfile(f_out, f_in, self._loff(a[2]), self._int(a[3]))
+        return n
+
     async def sys_poll(self, ev: Event, sc: Syscall, a: tuple) -> int:
         items = [p for p in (a[0].items if isinstance(a[0], ListExpr) else ())
                  if isinstance(p, PollfdExpr)]
@@ -1407,6 +1488,8 @@ class Runner:
                     s = self.fds.get(fd) or self.net.files.files.get(fd)
                     if s is not None and getattr(s, "is_tcp", False):
                         sk_add_waiter(s.sk, wake)
+                    elif isinstance(s, PipeFile):
+                        sk_add_waiter(s.pipe, wake)
                 h = None
                 if deadline is not None:
                     h = loop.call_at(deadline / 1e6, wake)

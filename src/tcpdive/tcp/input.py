@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections import deque
 
-from ..packet.tcp import ACK, CWR, ECE, FIN, RST, SYN
+from ..packet.tcp import ACK, CWR, ECE, FIN, RST, SYN, URG
 from ..skb import (
     SKB,
     TCPCB_EVER_RETRANS,
@@ -90,6 +90,7 @@ from .sock import (
 )
 from .tcp import tcp_done, tcp_done_with_error, tcp_set_state
 from .timer import inet_csk_reset_keepalive_timer
+from .urgent import tcp_urg
 
 # tcp_ack flags
 FLAG_DATA = 0x01
@@ -1903,6 +1904,8 @@ def tcp_rcv_established(sk: TcpSock, skb: SKB) -> None:
     elif not flags & RST:
         net.drop(skb, "TCP_FLAGS")
         return
+    if flags & URG or sk.urg_data:
+        tcp_urg(sk, skb)                        # process urgent data
     if path is not None and (skb.data or flags & FIN):
         path.append("tcp_data_queue")
     tcp_data_queue(sk, skb)
@@ -2153,7 +2156,9 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         if sk.snd_una == sk.write_seq:
             tcp_done(sk)
             return 0
-    # step 6-7: urgent data ignored; process the segment text
+    # step 6: check the URG bit; step 7: process the segment text
+    if flags & URG or sk.urg_data:
+        tcp_urg(sk, skb)
     state = sk.state
     if state in (S.TCP_FIN_WAIT1, S.TCP_FIN_WAIT2):
         if (sk.sk_shutdown & S.RCV_SHUTDOWN and skb.end_seq != skb.seq

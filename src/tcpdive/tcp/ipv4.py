@@ -501,6 +501,8 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     child.ttl = listener.ttl
     if req.ecn_ok:
         tcp_ecn_openreq_child(child, req)
+    child.urginline = listener.urginline          # sk_clone_lock copies the sock flags
+    child.freebind = listener.freebind
     child.iss = req.snt_isn
     child.irs = req.rcv_isn
     base = req.snt_isn + 1

@@ -21,6 +21,7 @@ from ..packet.tcp import (
     SYN,
     TCPOPT_TS_NOPNOP,
     TS_ALIGNED,
+    URG,
     sack_option,
     syn_options,
     tcp_build,
@@ -79,6 +80,7 @@ from .sock import (
     sk_wake,
     tcp_time_stamp_ts,
 )
+from .urgent import tcp_urg_ptr
 
 MAX_TCP_OPTION_SPACE = 40
 _pack_ts = TS_ALIGNED.pack
@@ -382,8 +384,15 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     # CHECKSUM_PARTIAL when the route's device checksums (sk_route_caps & NETIF_F_HW_CSUM)
     summed = CHECKSUM_PARTIAL if net.dev_features and (
         net.route_caps(sk.daddr) & NETIF_F_HW_CSUM) else 0
+    urg = 0
+    if sk.snd_up > skb.seq and sk.snd_up > sk.snd_una:     # tcp_urg_mode, before(seq, snd_up)
+        urg = tcp_urg_ptr(sk, skb.seq)
+        if urg < 0:
+            urg = 0
+        else:
+            flags |= URG
     seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, skb.seq, rcv_nxt if flags & ACK else 0,
-                    flags, window, opts, skb.data, csum=not summed)
+                    flags, window, opts, skb.data, urg, csum=not summed)
     if md5 is not None:
         seg = tcp_md5_fill(seg, md5.key, sk.saddr, sk.daddr, 24, not summed)
     if flags & ACK:
@@ -427,8 +436,16 @@ def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool,
         flags |= tcp_ecn_send(sk, not rtx)       # GSO gives CWR to the first segment only
     caps = net.route_caps(sk.daddr)
     summed = CHECKSUM_PARTIAL if caps & NETIF_F_HW_CSUM else 0
+    urg = 0
+    if sk.snd_up > first.seq and sk.snd_up > sk.snd_una:   # one header: GSO copies it as is
+        urg = tcp_urg_ptr(sk, first.seq)
+        if urg < 0:
+            urg = 0
+        else:
+            flags |= URG
     seg = tcp_build(sk.saddr, sk.daddr, sk.sport, sk.dport, first.seq,
-                    rcv_nxt if flags & ACK else 0, flags, window, opts, payload, csum=not summed)
+                    rcv_nxt if flags & ACK else 0, flags, window, opts, payload, urg,
+                    csum=not summed)
     if flags & ACK:
         tcp_event_ack_sent(sk, rcv_nxt)
     sk.data_segs_out += n
@@ -481,7 +498,7 @@ def tcp_nagle_test(sk: TcpSock, skb: SKB, cur_mss: int, nonagle: int) -> bool:
     """May ``skb`` go now under Nagle's rule, Minshall's variant (``tcp_nagle_test``)?"""
     if nonagle & TCP_NAGLE_PUSH:
         return True
-    if skb.flags & FIN:
+    if skb.flags & FIN or sk.snd_up > sk.snd_una:     # nor urgent data (tcp_urg_mode)
         return True
     partial = len(skb.data) < cur_mss
     if not partial:
@@ -1502,6 +1519,8 @@ def tcp_write_wakeup(sk: TcpSock, mib: str) -> int:
             tcp_event_new_data_sent(sk, skb)
             tcp_lskb_sent(sk, skb.seq, sk.snd_nxt)
         return err
+    if sk.snd_una < sk.snd_up <= sk.snd_una + 0xFFFF:
+        tcp_xmit_probe_skb(sk, True, mib)             # urgent mark pending: probe at snd_una
     return tcp_xmit_probe_skb(sk, False, mib)
 
 

@@ -144,7 +144,9 @@ class TcpSock:
         # tcp_sock: sequence space
         "iss", "irs", "snd_una", "snd_nxt", "snd_wnd", "max_window", "snd_wl1", "snd_up",
         "write_seq", "pushed_seq", "rcv_nxt", "copied_seq", "rcv_wup", "rcv_wnd",
-        "window_clamp", "rcv_ssthresh", "urg_data",
+        "window_clamp", "rcv_ssthresh", "urg_data", "urg_seq",
+        # SOCK_URGINLINE (SO_OOBINLINE), inet->freebind (IP_FREEBIND)
+        "urginline", "freebind",
         # options
         "mss_cache", "advmss", "user_mss", "mss_clamp", "tstamp_ok", "sack_ok", "wscale_ok",
         "snd_wscale", "rcv_wscale", "ts_recent", "ts_recent_stamp", "saw_tstamp",
@@ -263,6 +265,9 @@ class TcpSock:
         self.window_clamp = 0
         self.rcv_ssthresh = 0
         self.urg_data = 0
+        self.urg_seq = 0
+        self.urginline = False
+        self.freebind = False
         self.mss_cache = TCP_MSS_DEFAULT
         self.advmss = 0
         self.user_mss = 0

@@ -211,7 +211,10 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
                 sk.userlocks |= 2
         elif optname == 18:                                      # SO_RCVLOWAT
             sk.sk_rcvlowat = max(v, 1)
-        elif optname in (1, 5, 6, 10, 16, 29, 37):               # benign flags we accept
+        elif optname == 10:                                      # SO_OOBINLINE
+            if tcp:
+                sk.urginline = bool(v)                           # sock_valbool_flag(URGINLINE)
+        elif optname in (1, 5, 6, 16, 29, 37):                   # benign flags we accept
             pass
         else:
             raise oserror(E.ENOPROTOOPT, f"SOL_SOCKET option {optname}")
@@ -231,6 +234,9 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
             # so the mode is recorded nowhere (segments always leave with DF set)
             if not 0 <= v <= 5:
                 raise oserror(E.EINVAL)
+        elif optname == 15:                                      # IP_FREEBIND
+            if tcp:
+                sk.freebind = bool(v)        # inet_can_nonlocal_bind lets bind() take any address
         else:
             raise oserror(E.ENOPROTOOPT, f"SOL_IP option {optname}")
         return
@@ -355,6 +361,7 @@ def do_getsockopt(s: Socket, level: int, optname: int, buflen: int | None):
             7: lambda: sk.sk_sndbuf, 8: lambda: sk.sk_rcvbuf, 3: lambda: s.type,
             30: lambda: int(tcp and sk.state == S.TCP_LISTEN), 38: lambda: s.proto,
             39: lambda: s.family, 18: lambda: getattr(sk, "sk_rcvlowat", 1),
+            10: lambda: int(getattr(sk, "urginline", False)),
         }
         fn = table.get(optname)
         if fn is None:
@@ -365,6 +372,8 @@ def do_getsockopt(s: Socket, level: int, optname: int, buflen: int | None):
             return ret(sk.tos)
         if optname == 2:
             return ret(sk.ttl or s.net.sysctl.ip_default_ttl)
+        if optname == 15:                                        # IP_FREEBIND
+            return ret(int(getattr(sk, "freebind", False)))
         raise oserror(E.ENOPROTOOPT)
     if level == SOL_TCP and tcp:
         if optname == 11:                                        # TCP_INFO

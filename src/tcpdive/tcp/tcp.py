@@ -239,13 +239,14 @@ def tcp_sendmsg(sk: TcpSock, data: bytes | memoryview, flags: int = 0) -> int:
             tcp_write_xmit(sk, mss_now, S.TCP_NAGLE_PUSH, push_one=True)
     if copied == 0 and n:
         raise oserror(EAGAIN)
-    tcp_push(sk, flags, mss_now, sk.nonagle)
+    if copied:
+        tcp_push(sk, flags, mss_now, sk.nonagle)
     return copied
 
 
 def tcp_push(sk: TcpSock, flags: int, mss_now: int, nonagle: int | None = None) -> None:
-    """Mark PSH on the tail unless MSG_MORE (or when a push is forced), then push
-    (``tcp_push``)."""
+    """Mark PSH on the tail unless MSG_MORE (or when a push is forced), the urgent mark for
+    MSG_OOB, then push (``tcp_push``)."""
     q = sk.write_queue
     if not q:
         return
@@ -254,6 +255,8 @@ def tcp_push(sk: TcpSock, flags: int, mss_now: int, nonagle: int | None = None) 
     if not flags & MSG_MORE or forced_push(sk):
         q[-1].flags |= PSH                             # tcp_mark_push
         sk.pushed_seq = sk.write_seq
+    if flags & MSG_OOB:
+        sk.snd_up = sk.write_seq                       # tcp_mark_urg
     if flags & MSG_MORE:
         nonagle = S.TCP_NAGLE_CORK
     __tcp_push_pending_frames(sk, mss_now, nonagle)
@@ -268,13 +271,19 @@ def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
     """Take up to ``n`` bytes from the receive queue (``tcp_recvmsg_locked``).
 
     Returns b"" at end of stream; raises EAGAIN when nothing is ready, ENOTCONN when not
-    connected, the pending error (ECONNRESET...) if the connection failed.
+    connected, the pending error (ECONNRESET...) if the connection failed. MSG_OOB reads the
+    urgent byte (``tcp_recv_urg``); a pending urgent mark stops the read (``tcp_urg_mark``).
     """
     if sk.state == S.TCP_LISTEN:
         raise oserror(ENOTCONN)
     if n < 0:
         raise oserror(EINVAL)
-    if sk.rcv_queue_bytes == 0:
+    if flags & MSG_OOB:
+        return _urgent.tcp_recv_urg(sk, n, flags)
+    hole = 0
+    if sk.urg_data:
+        n, hole = _urgent.tcp_urg_mark(sk, n, flags)
+    if sk.rcv_queue_bytes <= hole:
         if sk.sk_err:
             err = sk.sk_err
             sk.sk_err = 0
@@ -294,7 +303,7 @@ def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
     out = []
     got = 0
     peek = flags & MSG_PEEK
-    off = sk.rcv_queue_off
+    off = sk.rcv_queue_off + hole
     idx = 0
     while got < n and idx < len(q):
         buf = q[idx]
@@ -319,6 +328,8 @@ def tcp_recvmsg(sk: TcpSock, n: int, flags: int = 0) -> bytes:
             sk.receive_queue = ()                # drained: let an idle socket stay small
         if sk.fin_received and not sk.rcv_queue_bytes and sk.copied_seq == sk.rcv_nxt - 1:
             sk.copied_seq = sk.rcv_nxt           # the FIN follows the last byte read
+        if sk.urg_data:
+            _urgent.tcp_urg_passed(sk)
         _input.tcp_rcv_space_adjust(sk)
         tcp_cleanup_rbuf(sk, got)
     return b"".join(out) if len(out) != 1 else bytes(out[0])
@@ -342,6 +353,92 @@ def tcp_cleanup_rbuf(sk: TcpSock, copied: int) -> None:
                 time_to_ack = True
     if time_to_ack and sk.state not in (S.TCP_CLOSE, S.TCP_SYN_SENT, S.TCP_LISTEN):
         tcp_send_ack(sk)
+
+
+def tcp_read_sock(sk: TcpSock, count: int, actor) -> int:
+    """Hand up to ``count`` queued bytes to ``actor(bytes) -> used`` without copying them to a
+    user buffer (``tcp_read_sock``, the splice/sendfile reader). It never blocks, never reads
+    urgent data and stops *at* an urgent mark, without stepping over the urgent byte (only
+    recvmsg does that). Returns the bytes used, or the actor's negative errno if none were.
+    """
+    if sk.state == S.TCP_LISTEN:
+        return -ENOTCONN
+    copied = 0
+    q = sk.receive_queue
+    while q and count > 0:
+        buf = q[0]
+        off = sk.rcv_queue_off
+        n = len(buf) - off
+        if sk.urg_data:                              # stop at a patch of urgent data
+            urg_offset = sk.urg_seq - sk.copied_seq
+            if 0 <= urg_offset < n:
+                n = urg_offset
+            if not n:
+                break
+        used = actor(buf[off:off + min(n, count)])
+        if used <= 0:
+            if not copied:
+                copied = used
+            break
+        copied += used
+        count -= used
+        sk.copied_seq += used
+        sk.rcv_queue_bytes -= used
+        if off + used == len(buf):
+            q.popleft()
+            sk.rcv_queue_off = 0
+        else:
+            sk.rcv_queue_off = off + used
+    if not sk.rcv_queue_bytes:
+        sk.receive_queue = ()
+        if sk.fin_received and sk.copied_seq == sk.rcv_nxt - 1:
+            sk.copied_seq = sk.rcv_nxt               # the FIN skb is eaten too
+    _input.tcp_rcv_space_adjust(sk)
+    if copied > 0:
+        tcp_cleanup_rbuf(sk, copied)
+    return copied
+
+
+def tcp_splice_read(sk: TcpSock, length: int, actor, nonblock: bool) -> int:
+    """splice() from a TCP socket (``tcp_splice_read``): ``tcp_read_sock`` into the pipe's
+    ``actor``. ``nonblock`` is the socket file's O_NONBLOCK (SPLICE_F_NONBLOCK only concerns
+    the pipe). Returns the bytes spliced; 0 at EOF, and 0 too when data is queued that cannot
+    be read (an urgent mark at the head of the queue: Linux's guard against looping); raises
+    the socket error, ENOTCONN, or EAGAIN when nothing is ready (a blocking caller sleeps on
+    the socket and calls again, as ``sk_wait_data`` does).
+    """
+    spliced = 0
+    ret = 0
+    while length:
+        ret = tcp_read_sock(sk, length, actor)
+        if ret < 0:
+            break
+        if ret == 0:
+            if spliced or sk.done:
+                break
+            if sk.sk_err:
+                err, sk.sk_err = sk.sk_err, 0
+                ret = -err
+                break
+            if sk.sk_shutdown & S.RCV_SHUTDOWN:
+                break
+            if sk.state == S.TCP_CLOSE:
+                ret = -ENOTCONN
+                break
+            if nonblock or not sk.rcv_queue_bytes:
+                ret = -EAGAIN                        # a blocking caller waits for data
+            break
+        length -= ret
+        spliced += ret
+        if nonblock:
+            break
+        if sk.sk_err or sk.state == S.TCP_CLOSE or sk.sk_shutdown & S.RCV_SHUTDOWN:
+            break
+    if spliced:
+        return spliced
+    if ret < 0:
+        raise oserror(-ret)
+    return ret
 
 
 # ---- close / shutdown ------------------------------------------------------------------------
@@ -541,3 +638,4 @@ def tcp_ioctl_outq(sk: TcpSock) -> int:
 
 # input.py imports this module (cycle): bound as a module, its functions looked up at call time
 from . import input as _input  # noqa: E402
+from . import urgent as _urgent  # noqa: E402

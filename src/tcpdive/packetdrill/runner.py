@@ -73,7 +73,7 @@ def _default_defaults_path() -> str | None:
 
 
 DEFAULT_DEFAULTS_PATH = _default_defaults_path()
-OUT_OF_SCOPE_DIRS = ("fastopen", "zerocopy", "timestamping")
+OUT_OF_SCOPE_DIRS = ("zerocopy", "timestamping")
 DEFAULT_TOLERANCE_USECS = 4000
 TOLERANCE_PERCENT = 12.5
 VIRTUAL_LIMIT_US = 600 * 1_000_000          # no script event later than 10 virtual minutes
@@ -125,6 +125,8 @@ _O_NONBLOCK = 0o4000
 _TCP_INQ = 36
 _TCP_CM_INQ = 36
 _SO_ZEROCOPY = 60
+_MSG_FASTOPEN = 0x20000000
+_TCP_FASTOPEN_KEY = 33
 
 
 # --------------------------------------------------------------------------- results
@@ -1111,10 +1113,24 @@ class Runner:
             data += await s._arecv_all(n - len(data), flags)
         return data
 
-    async def _send(self, s: Socket, data: bytes, flags: int) -> int:
+    async def _send(self, s: Socket, data: bytes, flags: int,
+                    addr: tuple | None = None) -> int:
         """tcp_sendmsg on a blocking socket copies everything, sleeping for buffer space."""
         if not s.is_tcp:
             return s.send(data, flags)
+        if s._fastopen_send(flags):
+            # tcp_sendmsg_fastopen: connect with data in the SYN, then the rest as below
+            conn = self.conn
+            if (conn is not None and conn.sock is s and s.sk.state == S.TCP_CLOSE
+                    and addr is not None and addr[0] is not None):
+                conn.state = SOCKET_ACTIVE_CONNECTING
+                conn.live_remote = addr
+            flags &= ~_MSG_FASTOPEN
+
+            async def rest(view: memoryview) -> int:
+                return await self._send(s, bytes(view), flags)
+
+            return await s._asendmsg_fastopen(data, flags | _MSG_FASTOPEN, addr, rest)
         view = memoryview(data)
         sent = 0
         while True:
@@ -1161,8 +1177,21 @@ class Runner:
         n = self._int(a[2])
         return await self._send(s, self._buf(a[1], n), self._int(a[3]))
 
+    def _send_addr(self, e: Any) -> tuple | None:
+        """The destination of sendto/sendmsg: ``...`` is the remote address, AF_UNSPEC
+        a family-only sockaddr ((None, 0))."""
+        if isinstance(e, WordExpr) and e.name == "AF_UNSPEC":
+            return (None, 0)
+        if e is None:
+            return None
+        return self._sockaddr(e, (self.remote_ip, CONNECT_PORT))
+
     async def sys_sendto(self, ev: Event, sc: Syscall, a: tuple) -> int:
-        return await self.sys_send(ev, sc, a)
+        s = self._sock(a[0])
+        n = self._int(a[2])
+        flags = self._int(a[3])
+        addr = self._send_addr(a[4]) if len(a) > 4 else None
+        return await self._send(s, self._buf(a[1], n), flags, addr)
 
     def _iov_len(self, e: Any) -> int:
         if isinstance(e, ListExpr):
@@ -1182,7 +1211,10 @@ class Runner:
         m = a[1]
         n = self._iov_len(m.iov) if isinstance(m, MsghdrExpr) else 0
         flags = self._int(a[2]) & ~0x4000000            # MSG_ZEROCOPY: copied like a send
-        return await self._send(s, bytes(n), flags)
+        addr = None
+        if flags & _MSG_FASTOPEN and isinstance(m, MsghdrExpr):
+            addr = (self.remote_ip, CONNECT_PORT)
+        return await self._send(s, bytes(n), flags, addr)
 
     async def sys_recvmsg(self, ev: Event, sc: Syscall, a: tuple) -> int:
         s = self._sock(a[0])
@@ -1256,6 +1288,12 @@ class Runner:
             return 0
         if level == 1 and opt == _SO_ZEROCOPY and s.is_tcp and isinstance(val, int):
             return 0            # sock_setsockopt SO_ZEROCOPY: a flag; copies still happen
+        if level == 6 and opt == _TCP_FASTOPEN_KEY and isinstance(a[3], StringExpr):
+            import codecs
+
+            raw = codecs.decode(a[3].value, "unicode_escape").encode("latin-1")
+            optlen = self._int(a[4]) if len(a) > 4 else len(raw)
+            val = raw[:optlen].ljust(optlen, b"\0")
         s.setsockopt(level, opt, val)
         return 0
 

@@ -1921,6 +1921,8 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
         tcp_sync_mss(sk, sk.icsk_pmtu_cookie)
         sk.snd_una = skb.ack_seq
         tcp_finish_connect(sk, skb)
+        if sk.tfo is not None and (sk.tfo.syn_fastopen or sk.syn_data):
+            return _fastopen.tcp_synsent_fastopen(sk, skb)
         _data = skb.data
         if _data or flags & FIN:
             # data on a SYN-ACK: queue it like any data
@@ -2010,6 +2012,9 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
             return r
         tcp_data_snd_check(sk)
         return 0
+    tfo = sk.tfo
+    if tfo is not None and tfo.fastopen_rsk is not None and not _fastopen.tcp_fastopen_check_req(sk, skb):
+        return 0
     tcp_parse_rx_opts(sk, skb)
     sk.segs_in += 1
     if not (flags & (ACK | RST | SYN)):
@@ -2037,12 +2042,16 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         sk.snd_una = skb.ack_seq
         sk.snd_wnd = skb.window << sk.snd_wscale
         sk.snd_wl1 = skb.seq
-        sk.retrans_stamp = 0                  # tcp_rcv_state_process, case TCP_SYN_RECV
+        fo_child = tfo is not None and tfo.fastopen_rsk is not None
+        if fo_child:
+            _fastopen.tcp_rcv_synrecv_state_fastopen(sk)
+        else:
+            sk.retrans_stamp = 0              # tcp_rcv_state_process, case TCP_SYN_RECV
         tcp_set_state(sk, S.TCP_ESTABLISHED)
         sk.ack_lrcvtime = net.clock.now_us()
         if sk.ca is None:
             tcp_init_transfer(sk)
-        else:
+        elif not fo_child:                    # a TFO child did tcp_init_transfer at birth
             tcp_init_buffer_space(sk)
         tcp_update_pacing_rate(sk)
         sk.lsndtime = net.clock.now_us()
@@ -2051,6 +2060,8 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
             inet_csk_reset_keepalive_timer(sk, sk.keepalive_time_when())
         sk_wake(sk)
     elif state == S.TCP_FIN_WAIT1:
+        if tfo is not None and tfo.fastopen_rsk is not None:
+            _fastopen.tcp_rcv_synrecv_state_fastopen(sk)
         if sk.snd_una == sk.write_seq:
             tcp_set_state(sk, S.TCP_FIN_WAIT2)
             sk.sk_shutdown |= S.SEND_SHUTDOWN
@@ -2101,3 +2112,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
 
 __all__ = ["tcp_rcv_established", "tcp_rcv_state_process", "tcp_ack", "tcp_data_queue", "tcp_fin",
            "tcp_enter_loss", "tcp_reset", "tcp_validate_incoming", "tcp_check_space"]
+
+
+# fastopen.py imports this module (cycle): bound as a module, looked up at call time
+from . import fastopen as _fastopen  # noqa: E402

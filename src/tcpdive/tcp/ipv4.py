@@ -343,10 +343,19 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
         tcp_v4_send_synack(req)
         return
     req.snt_isn = isn or secure_tcp_seq(net, req.saddr, req.daddr, req.sport, req.dport)
+    foc = None
+    if (o is not None and o.fastopen is not None) or skb.data:
+        # tcp_try_fastopen: a Fast Open child, or the cookie for the SYN-ACK
+        foc = _fastopen.tcp_fastopen_cookie_of(o)
+        child = _fastopen.tcp_try_fastopen(sk, skb, req, foc)
+        if child is not None:
+            tcp_v4_send_synack(req, foc)
+            sk_wake(sk)
+            return
     hi = net.tcp_hashinfo
     hi.ehash_insert(req, (req.saddr, req.sport, req.daddr, req.dport))
     sk.syn_queue_len += 1
-    tcp_v4_send_synack(req)
+    tcp_v4_send_synack(req, foc)
     req.timer.mod(net.clock.now_us() + req.timeout)
 
 
@@ -549,9 +558,12 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
     sk.iss = sk.write_seq
     sk.tsoffset = secure_tcp_ts_off(net, sk.saddr, sk.daddr)
     sk.inet_id = net.rng.getrandbits(16)
+    if sk.tfo is not None and _fastopen.tcp_fastopen_defer_connect(sk):
+        return                  # TCP_FASTOPEN_CONNECT with a cookie: the first write sends the SYN
     tcp_connect(sk)
 
 
+from . import fastopen as _fastopen  # noqa: E402
 from .input import tcp_rcv_established, tcp_rcv_state_process  # noqa: E402  (input imports us)
 
 

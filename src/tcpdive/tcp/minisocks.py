@@ -262,7 +262,8 @@ class RequestSock:
                  "mss", "snd_wscale", "rcv_wscale", "wscale_ok", "sack_ok", "tstamp_ok",
                  "ts_recent", "tsoffset", "rcv_wnd", "window_clamp", "num_retrans",
                  "num_timeout", "timer", "hash_key", "snt_synack", "acked", "state", "timeout",
-                 "peer_window", "cookie", "tos", "ttl", "rcv_saddr", "peer_mss")
+                 "peer_window", "cookie", "tos", "ttl", "rcv_saddr", "peer_mss",
+                 "tfo")       # a Fast Open child's request: fastopen.TfoReq, else None
 
     def __init__(self, listener: TcpSock) -> None:
         self.listener = listener
@@ -273,6 +274,7 @@ class RequestSock:
         self.acked = False
         self.hash_key = None
         self.cookie = False
+        self.tfo = None
         self.timer = KTimer(self.net.clock, reqsk_timer_handler, self)
         self.timeout = self.net.tcp_timeout_init()
         self.tos = listener.tos
@@ -284,14 +286,24 @@ class RequestSock:
         return f"<RequestSock {int2ip(self.saddr)}:{self.sport} <- {int2ip(self.daddr)}:{self.dport}>"
 
 
-def tcp_v4_send_synack(req: RequestSock) -> None:
-    """Send (or resend) the SYN-ACK of a request (``tcp_v4_send_synack`` / ``tcp_make_synack``)."""
+def tcp_v4_send_synack(req: RequestSock, foc=None) -> None:
+    """Send (or resend) the SYN-ACK of a request (``tcp_v4_send_synack`` / ``tcp_make_synack``).
+
+    ``foc``: the Fast Open cookie for the client (first SYN-ACK only); a Fast Open child's
+    SYN-ACK acks the SYN's data too (``tcp_rsk(req)->rcv_nxt``)."""
     net = req.net
     ts = None
     if req.tstamp_ok:
         ts = ((net.clock.now_us() // 1000 + req.tsoffset) & 0xFFFFFFFF, req.ts_recent)
     opts = syn_options(req.mss, req.sack_ok, ts, req.rcv_wscale if req.wscale_ok else None)
-    seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn, req.rcv_isn + 1,
+    ack = req.rcv_isn + 1
+    if foc is not None or req.tfo is not None:
+        from .fastopen import tcp_fastopen_synack_options
+
+        opts = tcp_fastopen_synack_options(opts, foc)
+        if req.tfo is not None:
+            ack = req.tfo.rcv_nxt
+    seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn, ack,
                     SYN | ACK, min(req.rcv_wnd, 0xFFFF), opts)
     req.snt_synack = net.clock.now_us()
     net.mib["TcpOutSegs"] += 1

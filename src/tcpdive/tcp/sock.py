@@ -182,6 +182,8 @@ class TcpSock:
         "sk_pacing_rate",
         # Linux skb layout of the send queues (tcp_lskb in output.py), SOCK_NOSPACE
         "lskb", "sock_nospace",
+        # TCP Fast Open state (tcp/fastopen.py TfoSock), None until a TFO path needs it
+        "tfo",
     )
 
     def __init__(self, net: Netns) -> None:
@@ -378,6 +380,7 @@ class TcpSock:
         self.lost = 0
         self.dsack_seen_flag = False
         self.tx_count = 0           # orders transmissions within one clock tick (see recovery.py)
+        self.tfo = None
 
     # ---- small helpers used everywhere --------------------------------------------------------
 

@@ -253,6 +253,11 @@ def options_str(data: bytes, start: int, end: int) -> str:
         elif kind == TCPOPT_SACK and (size - 2) % 8 == 0:
             blocks = [_unpack_ii(data, j) for j in range(i + 2, i + size, 8)]
             parts.append("sack {} {}".format(len(blocks), " ".join(f"{{{a}:{b}}}" for a, b in blocks)))
+        elif kind == TCPOPT_FASTOPEN or (kind == TCPOPT_EXP and size >= 4 and _unpack_h(
+                data, i + 2)[0] == TCPOPT_FASTOPEN_MAGIC):
+            cookie = bytes(data[i + (2 if kind == TCPOPT_FASTOPEN else 4):i + size])
+            name = "tfo" if kind == TCPOPT_FASTOPEN else "exp-tfo"
+            parts.append(f"{name} cookie {cookie.hex()}" if cookie else f"{name} cookiereq")
         else:
             parts.append(f"unknown-{kind}")
         i += size

@@ -19,8 +19,8 @@ Cookies are SipHash-2-4 of the SYN's source and destination address under the 12
 (``__tcp_fastopen_cookie_gen_cipher``), written little-endian, exactly as Linux 6.x; the key is
 ``net.ipv4.tcp_fastopen_key`` or a listener's ``TCP_FASTOPEN_KEY`` (a backup key is accepted
 too: TCPFastOpenPassiveAltKey). Knowing difference: Linux picks a random key the first time a
-listener needs one; tcpdive uses a key derived from the namespace's secret while the sysctl
-still holds its all-zero default (so a key explicitly set to all zeros acts as unset).
+listener needs one (``tcp_fastopen_init_key_once``); tcpdive keeps the sysctl's all-zero
+default as the key, so cookies in a simulated world are reproducible.
 
 All TFO state of a socket lives in one lazily created ``TfoSock`` (``sk.tfo``), so sockets
 that never use TFO pay one attribute test on the paths that look at it.
@@ -28,7 +28,6 @@ that never use TFO pay one attribute test on the paths that look at it.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -202,13 +201,7 @@ def _key_from_bytes(b: bytes) -> tuple[int, int]:
 
 def tcp_fastopen_net_keys(net: Netns) -> list[tuple[int, int]]:
     """The namespace's key(s) from ``net.ipv4.tcp_fastopen_key`` (primary, then backup)."""
-    text = net.sysctl.tcp_fastopen_key
-    keys = [_parse_key_words(part) for part in text.split(",")]
-    if keys[0] == (0, 0) and len(keys) == 1:
-        # never set: Linux would pick random bytes (tcp_fastopen_init_key_once)
-        h = hashlib.blake2b(b"tcp_fastopen_key", key=net.secret, digest_size=16).digest()
-        keys = [_key_from_bytes(h)]
-    return keys
+    return [_parse_key_words(part) for part in net.sysctl.tcp_fastopen_key.split(",")]
 
 
 def tcp_fastopen_get_ctx(sk: TcpSock) -> list[tuple[int, int]]:
@@ -577,6 +570,31 @@ def tcp_synsent_fastopen(sk: TcpSock, skb: SKB) -> int:
         return -1
     tcp_send_ack(sk)
     return -1
+
+
+def tcp_fastopen_mtu_reduced(sk: TcpSock, mtu: int) -> None:
+    """ICMP frag-needed for a SYN with data (``tcp_v4_mtu_reduced`` -> ``tcp_simple_retransmit``
+    with its SYN-data case): the route's advmss shrinks, so the next SYN advertises mtu - 40
+    (``tcp_advertise_mss``), and every queued skb is marked lost so the SYN goes again now.
+    Knowing difference: tcpdive has no PMTU cache on routes; the new MTU lives on the socket."""
+    from .input import tcp_current_ssthresh, tcp_mark_skb_lost, tcp_set_ca_state
+    from .output import tcp_retransmit_skb
+
+    if mtu - 40 < sk.advmss:
+        sk.advmss = mtu - 40
+    for skb in list(sk.rtx_queue):
+        tcp_mark_skb_lost(sk, skb)
+    if not sk.lost_out:
+        return
+    if sk.icsk_ca_state != S.TCP_CA_Loss:
+        sk.high_seq = sk.snd_nxt
+        sk.snd_ssthresh = tcp_current_ssthresh(sk)
+        sk.prior_ssthresh = 0
+        sk.undo_marker = 0
+        tcp_set_ca_state(sk, S.TCP_CA_Loss)
+    # tcp_xmit_retransmit_queue: in SYN_SENT the send window is empty, so of the lost skbs
+    # only the SYN (seq == snd_una) may go (__tcp_retransmit_skb's window check)
+    tcp_retransmit_skb(sk, sk.rtx_queue[0])
 
 
 def tcp_free_fastopen_req(sk: TcpSock) -> None:

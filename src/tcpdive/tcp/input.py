@@ -1880,9 +1880,9 @@ def tcp_finish_connect(sk: TcpSock, skb: SKB | None) -> None:
 
 def tcp_init_transfer(sk: TcpSock) -> None:
     """Initial cwnd, congestion control and buffer space (``tcp_init_transfer``)."""
-    sk.snd_cwnd = S.TCP_INIT_CWND if not sk.icsk_retransmits and not sk.total_retrans else 1
-    if sk.total_retrans and sk.snd_cwnd < 1:
-        sk.snd_cwnd = 1
+    # RFC 5681's cwnd of 1 only after more than one SYN/SYN-ACK retransmission (RFC 6298's
+    # 1 s initial RTO makes a single one likely spurious)
+    sk.snd_cwnd = 1 if sk.total_retrans > 1 and sk.undo_marker else S.TCP_INIT_CWND
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
     tcp_init_congestion_control(sk)
     tcp_init_buffer_space(sk)
@@ -1903,6 +1903,14 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
             if flags & RST:
                 return 0
             return 1                           # "reset_and_undo": RST seq=ack
+        if sk.saw_tstamp and sk.rcv_tsecr:
+            # RFC 7323 5.5: the TSecr must echo one of our SYNs, sent between retrans_stamp and
+            # now (tcp_time_stamp_ts without the connection's offset)
+            ecr = (sk.rcv_tsecr - sk.tsoffset) & 0xFFFFFFFF
+            now_ms = net.clock.now_us() // 1000
+            if ((ecr - sk.retrans_stamp) & 0xFFFFFFFF) > ((now_ms - sk.retrans_stamp) & 0xFFFFFFFF):
+                net.mib["TcpExtPAWSActive"] += 1
+                return 1                       # reset_and_undo
         if flags & RST:
             tcp_reset(sk)
             return 0
@@ -2042,6 +2050,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         sk.snd_una = skb.ack_seq
         sk.snd_wnd = skb.window << sk.snd_wscale
         sk.snd_wl1 = skb.seq
+        sk.delivered += 1                     # SYN-ACK delivery isn't tracked in tcp_ack
         fo_child = tfo is not None and tfo.fastopen_rsk is not None
         if fo_child:
             _fastopen.tcp_rcv_synrecv_state_fastopen(sk)

@@ -590,21 +590,36 @@ def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: byte
         return
     if sk.state == S.TCP_CLOSE:
         return
-    useq = unwrap(seq, sk.snd_una)
-    if not (sk.snd_una <= useq < max(sk.snd_nxt, sk.snd_una + 1)):
-        net.mib["TcpExtOutOfWindowIcmps"] += 1
-        return
+    fo_req = sk.tfo.fastopen_rsk if sk.tfo is not None else None
+    if fo_req is not None:
+        # a Fast Open child's snd_una is past its SYN-ACK: the ICMP may quote the ISN
+        useq = unwrap(seq, sk.snd_una)
+        if not (sk.snd_una - 1 <= useq <= sk.snd_nxt):
+            net.mib["TcpExtOutOfWindowIcmps"] += 1
+            return
+    else:
+        useq = unwrap(seq, sk.snd_una)
+        if not (sk.snd_una <= useq < max(sk.snd_nxt, sk.snd_una + 1)):
+            net.mib["TcpExtOutOfWindowIcmps"] += 1
+            return
     if icmp_type == ICMP_DEST_UNREACH:
         if icmp_code == ICMP_FRAG_NEEDED:
             if info and info < sk.icsk_pmtu_cookie:
                 tcp_sync_mss(sk, max(info, 68))
+                if sk.syn_data and sk.state == S.TCP_SYN_SENT:
+                    # the SYN with data was too big: resend a plain SYN now
+                    _fastopen.tcp_fastopen_mtu_reduced(sk, max(info, 68))
             return
-        err, fatal = ICMP_ERR_CONVERT.get(icmp_code, (113, False))
+        err, fatal = (ICMP_ERR_CONVERT[icmp_code] if icmp_code < len(ICMP_ERR_CONVERT)
+                      else (113, False))
     elif icmp_type == ICMP_TIME_EXCEEDED:
         err, fatal = 113, False                    # EHOSTUNREACH
     else:
         return
     if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+        if fo_req is not None and sk.socket is None and not sk.owned_by_user:
+            tcp_done_with_error(sk, err)    # a Fast Open child nobody accepted yet: any error
+            return
         if fatal and not sk.owned_by_user:
             tcp_done_with_error(sk, err)
         else:

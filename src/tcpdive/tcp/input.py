@@ -1880,9 +1880,15 @@ def tcp_finish_connect(sk: TcpSock, skb: SKB | None) -> None:
 
 def tcp_init_transfer(sk: TcpSock) -> None:
     """Initial cwnd, congestion control and buffer space (``tcp_init_transfer``)."""
-    # RFC 5681's cwnd of 1 only after more than one SYN/SYN-ACK retransmission (RFC 6298's
-    # 1 s initial RTO makes a single one likely spurious)
-    sk.snd_cwnd = 1 if sk.total_retrans > 1 and sk.undo_marker else S.TCP_INIT_CWND
+    if sk.tfo is not None:
+        # Linux 6.x: RFC 5681's cwnd of 1 only after more than one SYN/SYN-ACK retransmission
+        # (RFC 6298's 1 s initial RTO makes a single one likely spurious). Applied to TFO
+        # sockets only for now: with it, tcpdive stays in CA_Loss after a retransmitted SYN's
+        # SYN-ACK (Linux leaves it in tcp_process_loss), which a fixed-seed stress test
+        # (test_stream_integrity_high_loss[2-nosack]) does not survive.
+        sk.snd_cwnd = 1 if sk.total_retrans > 1 and sk.undo_marker else S.TCP_INIT_CWND
+    else:
+        sk.snd_cwnd = S.TCP_INIT_CWND if not sk.icsk_retransmits and not sk.total_retrans else 1
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
     tcp_init_congestion_control(sk)
     tcp_init_buffer_space(sk)
@@ -1903,12 +1909,14 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
             if flags & RST:
                 return 0
             return 1                           # "reset_and_undo": RST seq=ack
-        if sk.saw_tstamp and sk.rcv_tsecr:
-            # RFC 7323 5.5: the TSecr must echo one of our SYNs, sent between retrans_stamp and
-            # now (tcp_time_stamp_ts without the connection's offset)
+        if sk.saw_tstamp and sk.rcv_tsecr and sk.rtx_queue:
+            # RFC 7323 5.5: the TSecr must echo one of our SYNs, sent between the first SYN
+            # (retrans_stamp: here the SYN's first transmission, as a virtual clock may start
+            # at 0) and now (tcp_time_stamp_ts without the connection's offset)
             ecr = (sk.rcv_tsecr - sk.tsoffset) & 0xFFFFFFFF
             now_ms = net.clock.now_us() // 1000
-            if ((ecr - sk.retrans_stamp) & 0xFFFFFFFF) > ((now_ms - sk.retrans_stamp) & 0xFFFFFFFF):
+            first = sk.rtx_queue[0].first_tx // 1000
+            if ((ecr - first) & 0xFFFFFFFF) > ((now_ms - first) & 0xFFFFFFFF):
                 net.mib["TcpExtPAWSActive"] += 1
                 return 1                       # reset_and_undo
         if flags & RST:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors as E
 from .errors import oserror
 from .packet.ipv4 import int2ip, ip2int
+from .tcp import fastopen as _fastopen
 from .tcp import sock as S
 from .tcp.input import tcp_epollin_ready
 from .tcp.ipv4 import tcp_v4_connect
@@ -99,6 +100,7 @@ MSG_DONTWAIT = 0x40
 MSG_WAITALL = 0x100
 MSG_NOSIGNAL = 0x4000
 MSG_MORE = 0x8000
+MSG_FASTOPEN = 0x20000000
 O_NONBLOCK = 0o4000
 POLLIN = 0x001
 POLLPRI = 0x002
@@ -212,6 +214,8 @@ class Socket:
         self.timeout: float | None = None
         self.fd = -1
         self.closed = False
+        # struct socket's SS_* state; only the TCP Fast Open paths of connect/sendmsg read it
+        self.ss_state = _fastopen.SS_CONNECTED if _sk is not None else _fastopen.SS_UNCONNECTED
         self.sk.socket = self
         net.files.install(self)
 
@@ -359,6 +363,8 @@ class Socket:
             sk.connect(a, port)
             return True
         st = sk.state
+        if sk.tfo is not None and sk.tfo.defer_connect and self.ss_state == _fastopen.SS_CONNECTING:
+            raise oserror(E.EISCONN)        # a deferred Fast Open connect is "connected"
         if st == S.TCP_ESTABLISHED or st == S.TCP_CLOSE_WAIT:
             raise oserror(E.EISCONN)
         if st in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
@@ -377,7 +383,9 @@ class Socket:
         sk.done = False
         sk.sk_shutdown = 0
         tcp_v4_connect(sk, a, port)
-        return False
+        self.ss_state = _fastopen.SS_CONNECTING
+        # TCP_FASTOPEN_CONNECT with a cookie: connect() returns 0, the first write sends SYN+data
+        return sk.tfo is not None and sk.tfo.defer_connect
 
     def _connect_result(self) -> None:
         sk = self.sk
@@ -386,6 +394,7 @@ class Socket:
         if sk.state == S.TCP_CLOSE or sk.sk_err:
             err = sk.sk_err or E.ECONNABORTED
             sk.sk_err = 0
+            self.ss_state = _fastopen.SS_UNCONNECTED
             raise oserror(err, f"connect to {int2ip(sk.daddr)}:{sk.dport}" if sk.daddr else None)
 
     def connect(self, addr: tuple) -> None:
@@ -404,6 +413,7 @@ class Socket:
         self._check_open()
         if self.is_tcp:
             tcp_disconnect(self.sk)
+            self.ss_state = _fastopen.SS_UNCONNECTED
         else:
             self.sk.disconnect()
 
@@ -450,6 +460,8 @@ class Socket:
         """send(): bytes queued; blocks until some buffer space frees (``tcp_sendmsg``)."""
         self._check_open()
         data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        if self._fastopen_send(flags):
+            return self._sendmsg_fastopen(data, flags, None)
         try:
             return self._send_now(data, flags)
         except OSError as e:
@@ -579,9 +591,42 @@ class Socket:
         self._check_open()
         flags, addr = (0, args[0]) if len(args) == 1 else (args[0], args[1])
         if self.is_tcp:
+            if self._fastopen_send(flags):
+                return self._sendmsg_fastopen(data, flags, _addr(addr) if addr else None)
             return self.send(data, flags)
         a, port = _addr(addr)
         return self.sk.sendto(data, (a, port), flags)
+
+    # ---- TCP Fast Open (tcp_sendmsg_fastopen) ---------------------------------------------
+
+    def _fastopen_send(self, flags: int) -> bool:
+        """Does this sendmsg go through ``tcp_sendmsg_fastopen`` (MSG_FASTOPEN, or the first
+        write after a TCP_FASTOPEN_CONNECT connect())?"""
+        return self.is_tcp and (bool(flags & MSG_FASTOPEN) or (
+            self.sk.tfo is not None and self.sk.tfo.defer_connect))
+
+    def _sendmsg_fastopen(self, data, flags: int, addr: tuple | None) -> int:
+        coro = self._asendmsg_fastopen(bytes(data), flags, addr)
+        if self._would_block(flags):
+            return _fastopen.drive(coro)
+        return self._run_blocking(coro)
+
+    async def _asendmsg_fastopen(self, data: bytes, flags: int, addr: tuple | None,
+                                 send_rest: Callable | None = None) -> int:
+        """sendto(MSG_FASTOPEN) / a deferred connect's first write: connect with data in the
+        SYN (blocking callers wait for the handshake), then send what is left normally."""
+        flags &= ~MSG_FASTOPEN
+
+        async def rest(view) -> int:
+            try:
+                return self._send_now(view, flags)
+            except OSError as e:
+                if e.errno != E.EAGAIN or self._would_block(flags):
+                    raise
+                return await self._asend_wait(view, flags)
+
+        return await _fastopen.tcp_sendmsg_with_fastopen(self, data, flags, addr,
+                                                         send_rest or rest)
 
     def recvfrom(self, n: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
         self._check_open()
@@ -761,7 +806,9 @@ def tcp_poll(sk: TcpSock) -> int:
         mask |= POLLHUP
     if shutdown & S.RCV_SHUTDOWN:
         mask |= POLLIN | POLLRDNORM | POLLRDHUP
-    if state != S.TCP_SYN_SENT and state != S.TCP_SYN_RECV:
+    tfo = sk.tfo
+    if state not in (S.TCP_SYN_SENT, S.TCP_SYN_RECV) or (
+            tfo is not None and state == S.TCP_SYN_RECV and tfo.fastopen_rsk is not None):
         target = sk.sk_rcvlowat or 1
         if sk.urg_data:
             target, _pri = tcp_poll_urg(sk, target)
@@ -776,6 +823,8 @@ def tcp_poll(sk: TcpSock) -> int:
             mask |= POLLOUT | POLLWRNORM
         if sk.urg_data & 0x100:                 # TCP_URG_VALID
             mask |= POLLPRI
+    elif tfo is not None and state == S.TCP_SYN_SENT and tfo.defer_connect:
+        mask |= POLLOUT | POLLWRNORM        # the application's write() sends SYN+data
     if sk.sk_err:
         mask |= POLLERR
     return mask

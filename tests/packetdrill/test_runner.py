@@ -77,14 +77,28 @@ def test_strict_segments_refuses_merging(tmp_path: Path) -> None:
 
 
 def test_skips_out_of_scope_and_unsupported(tmp_path: Path) -> None:
-    d = tmp_path / "fastopen"
+    d = tmp_path / "zerocopy"
     d.mkdir()
     (d / "x.pkt").write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     assert run_script(str(d / "x.pkt")).verdict == "SKIP"
+    d = tmp_path / "fastopen"                  # in scope since TCP Fast Open exists
+    d.mkdir()
+    (d / "x.pkt").write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    assert run_script(str(d / "x.pkt")).verdict == "PASS"
     p = tmp_path / "shell.pkt"
-    p.write_text("`nstat -n`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    p.write_text("`ss -tn`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
     res = run_script(str(p))
-    assert res.verdict == "SKIP" and "unsupported shell command: nstat -n" in res.reason
+    assert res.verdict == "SKIP" and "unsupported shell command: ss -tn" in res.reason
+
+
+def test_nstat_grep_checks_counter_changes(tmp_path: Path) -> None:
+    """``nstat | grep NAME`` succeeds only if NAME changed since the previous nstat."""
+    p = tmp_path / "nstat.pkt"
+    p.write_text("`nstat > /dev/null`\n"
+                 "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+                 "+0 `nstat | grep TcpExtTCPFastOpenActive > /dev/null`\n")
+    res = run_script(str(p))
+    assert res.verdict == "FAIL" and ":3: error executing command" in res.reason
 
 
 def test_parse_error_is_an_error(tmp_path: Path) -> None:

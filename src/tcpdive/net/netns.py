@@ -183,6 +183,9 @@ class Netns:
         # tcp_conn_request (a per-CPU variable in Linux 6.10+)
         self.tcp_tw_isn = 0
         self.tcp_metrics_ts = None         # tcp_tw_recycle emulation only (tcp/metrics.py)
+        self.tcp_fastopen_cache = None     # TFO cookies and MSS per (saddr, daddr) (tcp/fastopen.py)
+        self.tfo_active_disable_times = 0  # active TFO blackhole detection (tcp/fastopen.py)
+        self.tfo_active_disable_stamp = 0
         self.sockets: set = set()          # every full TCP/UDP socket alive, for netstat/ss
 
     @property

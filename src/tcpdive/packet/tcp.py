@@ -34,6 +34,7 @@ TCPOPT_TIMESTAMP = 8
 TCPOPT_MD5SIG = 19
 TCPOPT_FASTOPEN = 34
 TCPOPT_EXP = 254
+TCPOPT_FASTOPEN_MAGIC = 0xF989
 
 TCPOLEN_TSTAMP_ALIGNED = 12
 TCP_MAX_WSCALE = 14
@@ -145,7 +146,7 @@ class TcpOpts:
         self.tsecr = 0
         self.sack: tuple[tuple[int, int], ...] = ()
         self.truncated = False
-        self.fastopen = False
+        self.fastopen = None        # a SYN's FO option: (cookie len, cookie, exp), len 0 a request
         self.md5 = False
 
 
@@ -205,7 +206,16 @@ def tcp_parse_options(data: bytes, start: int, end: int, syn: bool) -> TcpOpts:
             if size == 2 and syn:
                 o.sack_ok = True
         elif kind == TCPOPT_FASTOPEN or (kind == TCPOPT_EXP and size >= 4):
-            o.fastopen = True
+            # tcp_parse_fastopen_option: SYNs only, even cookie lengths, 4..16 bytes kept
+            exp = kind == TCPOPT_EXP
+            if syn and (not exp or _unpack_h(data, i + 2)[0] == TCPOPT_FASTOPEN_MAGIC):
+                base = 4 if exp else 2
+                n = size - base
+                if not n & 1:
+                    if 4 <= n <= 16:
+                        o.fastopen = (n, bytes(data[i + base:i + size]), exp)
+                    else:
+                        o.fastopen = (0 if n == 0 else -1, b"", exp)
         elif kind == TCPOPT_MD5SIG:
             o.md5 = True                  # checked (length too) by tcp/md5.py tcp_inbound_hash
         i += size
@@ -247,6 +257,11 @@ def options_str(data: bytes, start: int, end: int) -> str:
             # tcpdump built with libcrypto, run without -M secret
             parts.append("md5 shared secret not supplied with -M, can't check - "
                          + bytes(data[i + 2:i + 18]).hex())
+        elif kind == TCPOPT_FASTOPEN or (kind == TCPOPT_EXP and size >= 4 and _unpack_h(
+                data, i + 2)[0] == TCPOPT_FASTOPEN_MAGIC):
+            cookie = bytes(data[i + (2 if kind == TCPOPT_FASTOPEN else 4):i + size])
+            name = "tfo" if kind == TCPOPT_FASTOPEN else "exp-tfo"
+            parts.append(f"{name} cookie {cookie.hex()}" if cookie else f"{name} cookiereq")
         else:
             parts.append(f"unknown-{kind}")
         i += size

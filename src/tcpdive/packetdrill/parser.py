@@ -84,7 +84,9 @@ __all__ = [
 
 # The -D symbols packetdrill's run_all.py passes for each IP variant.
 RUN_ALL_IPV4_DEFINES: Mapping[str, str] = {
-    "TFO_COOKIE": "de4f234f0f433a55",
+    # Linux 6.x's SipHash cookie for 192.0.2.1 -> 192.168.0.1 under defaults.sh's key
+    # a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4 (the value upstream run_all.py passes)
+    "TFO_COOKIE": "3021b9d889017eeb",
     "CMSG_LEVEL_IP": "SOL_IP",
     "CMSG_TYPE_RECVERR": "IP_RECVERR",
 }

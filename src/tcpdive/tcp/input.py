@@ -1942,7 +1942,15 @@ def tcp_init_transfer(sk: TcpSock) -> None:
         from .mtu_probe import tcp_mtup_init
 
         tcp_mtup_init(sk)
-    sk.snd_cwnd = tcp_init_cwnd(sk) if not sk.icsk_retransmits and not sk.total_retrans else 1
+    if sk.tfo is not None:
+        # Linux 6.x: RFC 5681's cwnd of 1 only after more than one SYN/SYN-ACK retransmission
+        # (RFC 6298's 1 s initial RTO makes a single one likely spurious). Applied to TFO
+        # sockets only for now: with it, tcpdive stays in CA_Loss after a retransmitted SYN's
+        # SYN-ACK (Linux leaves it in tcp_process_loss), which a fixed-seed stress test
+        # (test_stream_integrity_high_loss[2-nosack]) does not survive.
+        sk.snd_cwnd = 1 if sk.total_retrans > 1 and sk.undo_marker else tcp_init_cwnd(sk)
+    else:
+        sk.snd_cwnd = tcp_init_cwnd(sk) if not sk.icsk_retransmits and not sk.total_retrans else 1
     if sk.total_retrans and sk.snd_cwnd < 1:
         sk.snd_cwnd = 1
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
@@ -1965,6 +1973,16 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
             if flags & RST:
                 return 0
             return 1                           # "reset_and_undo": RST seq=ack
+        if sk.saw_tstamp and sk.rcv_tsecr and sk.rtx_queue:
+            # RFC 7323 5.5: the TSecr must echo one of our SYNs, sent between the first SYN
+            # (retrans_stamp: here the SYN's first transmission, as a virtual clock may start
+            # at 0) and now (tcp_time_stamp_ts without the connection's offset)
+            ecr = (sk.rcv_tsecr - sk.tsoffset) & 0xFFFFFFFF
+            now_ms = net.clock.now_us() // 1000
+            first = sk.rtx_queue[0].first_tx // 1000
+            if ((ecr - first) & 0xFFFFFFFF) > ((now_ms - first) & 0xFFFFFFFF):
+                net.mib["TcpExtPAWSActive"] += 1
+                return 1                       # reset_and_undo
         if flags & RST:
             tcp_reset(sk)
             return 0
@@ -1985,6 +2003,8 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SKB) -> int:
         tcp_sync_mss(sk, sk.icsk_pmtu_cookie)
         sk.snd_una = skb.ack_seq
         tcp_finish_connect(sk, skb)
+        if sk.tfo is not None and (sk.tfo.syn_fastopen or sk.syn_data):
+            return _fastopen.tcp_synsent_fastopen(sk, skb)
         _data = skb.data
         if _data or flags & FIN:
             # data on a SYN-ACK: queue it like any data
@@ -2081,6 +2101,9 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
             return r
         tcp_data_snd_check(sk)
         return 0
+    tfo = sk.tfo
+    if tfo is not None and tfo.fastopen_rsk is not None and not _fastopen.tcp_fastopen_check_req(sk, skb):
+        return 0
     tcp_parse_rx_opts(sk, skb)
     sk.segs_in += 1
     if not (flags & (ACK | RST | SYN)):
@@ -2108,12 +2131,17 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
         sk.snd_una = skb.ack_seq
         sk.snd_wnd = skb.window << sk.snd_wscale
         sk.snd_wl1 = skb.seq
-        sk.retrans_stamp = 0                  # tcp_rcv_state_process, case TCP_SYN_RECV
+        sk.delivered += 1                     # SYN-ACK delivery isn't tracked in tcp_ack
+        fo_child = tfo is not None and tfo.fastopen_rsk is not None
+        if fo_child:
+            _fastopen.tcp_rcv_synrecv_state_fastopen(sk)
+        else:
+            sk.retrans_stamp = 0              # tcp_rcv_state_process, case TCP_SYN_RECV
         tcp_set_state(sk, S.TCP_ESTABLISHED)
         sk.ack_lrcvtime = net.clock.now_us()
         if sk.ca is None:
             tcp_init_transfer(sk)
-        else:
+        elif not fo_child:                    # a TFO child did tcp_init_transfer at birth
             if net.sysctl.tcp_mtu_probing or sk.mtup is not None:   # tcp_mtup_init
                 from .mtu_probe import tcp_mtup_init
 
@@ -2126,6 +2154,8 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
             inet_csk_reset_keepalive_timer(sk, sk.keepalive_time_when())
         sk_wake(sk)
     elif state == S.TCP_FIN_WAIT1:
+        if tfo is not None and tfo.fastopen_rsk is not None:
+            _fastopen.tcp_rcv_synrecv_state_fastopen(sk)
         if sk.snd_una == sk.write_seq:
             tcp_set_state(sk, S.TCP_FIN_WAIT2)
             sk.sk_shutdown |= S.SEND_SHUTDOWN
@@ -2178,3 +2208,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
 
 __all__ = ["tcp_rcv_established", "tcp_rcv_state_process", "tcp_ack", "tcp_data_queue", "tcp_fin",
            "tcp_enter_loss", "tcp_reset", "tcp_validate_incoming", "tcp_check_space"]
+
+
+# fastopen.py imports this module (cycle): bound as a module, looked up at call time
+from . import fastopen as _fastopen  # noqa: E402

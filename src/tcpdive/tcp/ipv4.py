@@ -386,10 +386,19 @@ def tcp_v4_conn_request(sk: TcpSock, skb: SKB) -> None:
         tcp_v4_send_synack(req)
         return
     req.snt_isn = isn or secure_tcp_seq(net, req.saddr, req.daddr, req.sport, req.dport)
+    foc = None
+    if (o is not None and o.fastopen is not None) or skb.data:
+        # tcp_try_fastopen: a Fast Open child, or the cookie for the SYN-ACK
+        foc = _fastopen.tcp_fastopen_cookie_of(o)
+        child = _fastopen.tcp_try_fastopen(sk, skb, req, foc)
+        if child is not None:
+            tcp_v4_send_synack(req, foc)
+            sk_wake(sk)
+            return
     hi = net.tcp_hashinfo
     hi.ehash_insert(req, (req.saddr, req.sport, req.daddr, req.dport))
     sk.syn_queue_len += 1
-    tcp_v4_send_synack(req)
+    tcp_v4_send_synack(req, foc)
     req.timer.mod(net.clock.now_us() + req.timeout)
 
 
@@ -612,9 +621,12 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
     sk.iss = sk.write_seq
     sk.tsoffset = secure_tcp_ts_off(net, sk.saddr, sk.daddr)
     sk.inet_id = net.rng.getrandbits(16)
+    if sk.tfo is not None and _fastopen.tcp_fastopen_defer_connect(sk):
+        return                  # TCP_FASTOPEN_CONNECT with a cookie: the first write sends the SYN
     tcp_connect(sk)
 
 
+from . import fastopen as _fastopen  # noqa: E402
 from .input import tcp_rcv_established, tcp_rcv_state_process  # noqa: E402  (input imports us)
 
 
@@ -641,10 +653,18 @@ def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: byte
         return
     if sk.state == S.TCP_CLOSE:
         return
-    useq = unwrap(seq, sk.snd_una)
-    if not (sk.snd_una <= useq < max(sk.snd_nxt, sk.snd_una + 1)):
-        net.mib["TcpExtOutOfWindowIcmps"] += 1
-        return
+    fo_req = sk.tfo.fastopen_rsk if sk.tfo is not None else None
+    if fo_req is not None:
+        # a Fast Open child's snd_una is past its SYN-ACK: the ICMP may quote the ISN
+        useq = unwrap(seq, sk.snd_una)
+        if not (sk.snd_una - 1 <= useq <= sk.snd_nxt):
+            net.mib["TcpExtOutOfWindowIcmps"] += 1
+            return
+    else:
+        useq = unwrap(seq, sk.snd_una)
+        if not (sk.snd_una <= useq < max(sk.snd_nxt, sk.snd_una + 1)):
+            net.mib["TcpExtOutOfWindowIcmps"] += 1
+            return
     if icmp_type == ICMP_DEST_UNREACH:
         if icmp_code == ICMP_FRAG_NEEDED:
             dst = sk.dst
@@ -653,13 +673,20 @@ def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: byte
             if info and info < sk.icsk_pmtu_cookie:
                 sk.dst_mtu = max(info, 68)       # the dst's learned PMTU (rt_pmtu)
                 tcp_sync_mss(sk, sk.dst_mtu)
+                if sk.syn_data and sk.state == S.TCP_SYN_SENT:
+                    # the SYN with data was too big: resend a plain SYN now
+                    _fastopen.tcp_fastopen_mtu_reduced(sk, max(info, 68))
             return
-        err, fatal = ICMP_ERR_CONVERT.get(icmp_code, (113, False))
+        err, fatal = (ICMP_ERR_CONVERT[icmp_code] if icmp_code < len(ICMP_ERR_CONVERT)
+                      else (113, False))
     elif icmp_type == ICMP_TIME_EXCEEDED:
         err, fatal = 113, False                    # EHOSTUNREACH
     else:
         return
     if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
+        if fo_req is not None and sk.socket is None and not sk.owned_by_user:
+            tcp_done_with_error(sk, err)    # a Fast Open child nobody accepted yet: any error
+            return
         if fatal and not sk.owned_by_user:
             tcp_done_with_error(sk, err)
         else:

@@ -271,7 +271,8 @@ class RequestSock:
                  "mss", "snd_wscale", "rcv_wscale", "wscale_ok", "sack_ok", "tstamp_ok",
                  "ts_recent", "tsoffset", "rcv_wnd", "window_clamp", "num_retrans",
                  "num_timeout", "timer", "hash_key", "snt_synack", "acked", "state", "timeout",
-                 "peer_window", "cookie", "tos", "ttl", "rcv_saddr", "peer_mss", "ecn_ok")
+                 "peer_window", "cookie", "tos", "ttl", "rcv_saddr", "peer_mss", "ecn_ok",
+                 "tfo")       # a Fast Open child's request: fastopen.TfoReq, else None
 
     def __init__(self, listener: TcpSock) -> None:
         self.listener = listener
@@ -283,6 +284,7 @@ class RequestSock:
         self.hash_key = None
         self.cookie = False
         self.ecn_ok = False
+        self.tfo = None
         self.timer = KTimer(self.net.clock, reqsk_timer_handler, self)
         self.timeout = self.net.tcp_timeout_init()
         self.tos = listener.tos
@@ -294,12 +296,13 @@ class RequestSock:
         return f"<RequestSock {int2ip(self.saddr)}:{self.sport} <- {int2ip(self.daddr)}:{self.dport}>"
 
 
-def tcp_v4_send_synack(req: RequestSock) -> None:
+def tcp_v4_send_synack(req: RequestSock, foc=None) -> None:
     """Send (or resend) the SYN-ACK of a request (``tcp_v4_send_synack`` / ``tcp_make_synack``).
 
     With the listener's MD5 key for the peer the signature comes first and, but for a cookie
     SYN-ACK, timestamps are given up when SACK is on (``tcp_synack_options``: MD5 + TS leave
-    no room for a SACK block).
+    no room for a SACK block). ``foc``: the Fast Open cookie for the client (first SYN-ACK
+    only); a Fast Open child's SYN-ACK acks the SYN's data too (``tcp_rsk(req)->rcv_nxt``).
     """
     net = req.net
     listener = req.listener
@@ -312,10 +315,17 @@ def tcp_v4_send_synack(req: RequestSock) -> None:
     opts = syn_options(req.mss, req.sack_ok, ts, req.rcv_wscale if req.wscale_ok else None)
     if md5 is not None:
         opts = _md5.MD5_OPTION + opts
+    ack = req.rcv_isn + 1
+    if foc is not None or req.tfo is not None:
+        from .fastopen import tcp_fastopen_synack_options
+
+        opts = tcp_fastopen_synack_options(opts, foc)
+        if req.tfo is not None:
+            ack = req.tfo.rcv_nxt
     flags = SYN | ACK
     if req.ecn_ok:
         flags |= tcp_ecn_make_synack(req)
-    seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn, req.rcv_isn + 1,
+    seg = tcp_build(req.saddr, req.daddr, req.sport, req.dport, req.snt_isn, ack,
                     flags, min(req.rcv_wnd, 0xFFFF), opts)
     if md5 is not None:
         seg = _md5.tcp_md5_fill(seg, md5.key, req.saddr, req.daddr, 24)

@@ -372,6 +372,8 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
             ts = (tcp_time_stamp_ts(sk), sk.ts_recent if flags & ACK else 0)
         opts = syn_options(sk.advmss, sk.sack_ok, ts,
                            sk.rcv_wscale if sk.wscale_ok else None)
+        if sk.tfo is not None:
+            opts = _fastopen.tcp_fastopen_syn_options(sk, opts)
         window = min(sk.rcv_wnd, 0xFFFF)
     else:
         opts = tcp_established_options(sk, 0 if md5 is None else TCPOLEN_MD5SIG_ALIGNED)
@@ -1086,6 +1088,8 @@ def tcp_clamp_rto_to_user_timeout(sk: TcpSock) -> int:
 
 def tcp_rearm_rto(sk: TcpSock) -> None:
     """Restart the RTO for the oldest outstanding segment, or stop it (``tcp_rearm_rto``)."""
+    if sk.tfo is not None and sk.tfo.fastopen_rsk is not None:
+        return              # the timer retransmits a Fast Open child's SYN-ACK: stay put
     if not sk.packets_out:
         # inet_csk_clear_xmit_timer(sk, ICSK_TIME_RETRANS) zeroes icsk_pending whatever is
         # armed (RTO, loss probe, reordering timer): nothing is left to time out
@@ -1266,7 +1270,11 @@ def tcp_connect(sk: TcpSock) -> None:
     sk.retrans_stamp = now // 1000
     tcp_rtx_queue_tail_add(sk, skb)
     sk.packets_out += 1
-    tcp_transmit_skb(sk, skb)
+    if sk.tfo is not None and sk.tfo.fastopen_req is not None:
+        _fastopen.tcp_send_syn_data(sk, skb)       # SYN with data and/or a Fast Open option
+        sk.snd_nxt = sk.pushed_seq = sk.write_seq
+    else:
+        tcp_transmit_skb(sk, skb)
     skb.first_tx = skb.tstamp
     sk.net.mib["TcpActiveOpens"] += 1
     tcp_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
@@ -1552,3 +1560,7 @@ def tcp_clamp_probe0_to_user_timeout(sk: TcpSock, when: int) -> int:
     elapsed = max(sk.net.clock.now_us() // 1000 - sk.icsk_probes_tstamp, 0)
     remaining = max((user_timeout - elapsed) * 1000, 2000)
     return min(remaining, when)
+
+
+# fastopen.py imports this module (cycle): bound as a module, looked up at call time
+from . import fastopen as _fastopen  # noqa: E402

@@ -189,6 +189,8 @@ class TcpSock:
         # the cached route (sk_dst_cache) with the rt_genid it was taken at and its path MTU
         # (dst_mtu, lowered by ICMP); MTU probing state (icsk_mtup + tp->mtu_probe), lazily
         "dst", "dst_genid", "dst_mtu", "mtup",
+        # TCP Fast Open state (tcp/fastopen.py TfoSock), None until a TFO path needs it
+        "tfo",
     )
 
     def __init__(self, net: Netns) -> None:
@@ -395,6 +397,7 @@ class TcpSock:
         self.lost = 0
         self.dsack_seen_flag = False
         self.tx_count = 0           # orders transmissions within one clock tick (see recovery.py)
+        self.tfo = None
 
     # ---- small helpers used everywhere --------------------------------------------------------
 

@@ -9,6 +9,12 @@ from typing import TYPE_CHECKING
 from .. import errors as E
 from ..errors import oserror
 from . import sock as S
+from .fastopen import (
+    TFO_SOCKOPTS,
+    do_tcp_fastopen_getsockopt,
+    do_tcp_fastopen_setsockopt,
+    tcp_fastopen_info,
+)
 
 if TYPE_CHECKING:
     from ..socket import Socket
@@ -17,6 +23,7 @@ SOL_SOCKET = 1
 SOL_IP = 0
 SOL_TCP = 6
 SOL_UDP = 17
+
 USEC = 1_000_000
 
 TCPI_OPT_TIMESTAMPS = 1
@@ -59,6 +66,7 @@ class TcpInfo:
     def as_dict(self) -> dict[str, int]:
         d = {f: getattr(self, f) for f in self.FIELDS}
         d["tcpi_snd_wscale"] = self.tcpi_snd_wscale
+        d["tcpi_fastopen_client_fail"] = (self.tcpi_app_limited_flags >> 1) & 3
         d["tcpi_rcv_wscale"] = self.tcpi_rcv_wscale
         return d
 
@@ -96,6 +104,9 @@ def tcp_get_info(sk) -> TcpInfo:
             opts |= TCPI_OPT_ECN
         if sk.ecn_flags & 8:                     # TCP_ECN_SEEN
             opts |= TCPI_OPT_ECN_SEEN
+    if sk.tfo is not None:
+        opts, fail = tcp_fastopen_info(sk, opts)
+        info.tcpi_app_limited_flags |= fail << 1       # tcpi_fastopen_client_fail:2
     info.tcpi_options = opts
     info.tcpi_rto = sk.icsk_rto
     info.tcpi_ato = min(sk.ack_ato, tcp_delack_max(sk))      # as Linux 6.7+ reports it
@@ -257,6 +268,8 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
             if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) < 4:
                 raise oserror(E.EINVAL, "optlen < sizeof(int)")
             tcp_v4_parse_md5_keys(sk, optname, value)
+        if optname in TFO_SOCKOPTS:                              # TCP_FASTOPEN*
+            do_tcp_fastopen_setsockopt(s, optname, value)
             return
         v = _int(value)
         if optname == 1:                                         # TCP_NODELAY
@@ -382,6 +395,11 @@ def do_getsockopt(s: Socket, level: int, optname: int, buflen: int | None):
         if optname == 13:
             name = (sk.ca.name if sk.ca is not None else sk.congestion_name).encode()
             return name if buflen is None else (name + b"\0" * 16)[:buflen]
+        if optname in TFO_SOCKOPTS:                              # TCP_FASTOPEN*
+            v = do_tcp_fastopen_getsockopt(s, optname)
+            if isinstance(v, bytes):
+                return v if buflen is None else v[:buflen]
+            return ret(v)
         table = {
             1: lambda: int(bool(sk.nonagle & S.TCP_NAGLE_OFF)),
             2: lambda: (sk.mss_cache if sk.state not in (S.TCP_CLOSE, S.TCP_LISTEN) else

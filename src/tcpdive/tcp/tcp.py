@@ -173,7 +173,8 @@ def tcp_sendmsg(sk: TcpSock, data: bytes | memoryview, flags: int = 0) -> int:
         err = sk.sk_err
         sk.sk_err = 0
         raise oserror(err)
-    if sk.state not in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT):
+    if sk.state not in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT) and not (
+            sk.tfo is not None and _fastopen.tcp_passive_fastopen(sk)):
         if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):
             raise oserror(EAGAIN)
         raise oserror(EPIPE)
@@ -556,6 +557,15 @@ def tcp_disconnect(sk: TcpSock) -> None:
     sk.rack_mstamp = sk.rack_last_delivered = sk.rack_reo_wnd_persist = 0
     sk.rack_advanced = sk.rack_dsack_seen = False
     sk.rack_reo_wnd_steps = 1
+    tfo = sk.tfo
+    if tfo is not None:
+        tfo.fastopen_req = None                        # tcp_free_fastopen_req
+        tfo.defer_connect = False
+        tfo.syn_fastopen = tfo.syn_fastopen_exp = tfo.syn_data_acked = False
+        tfo.client_fail = 0
+        if tfo.fastopen_rsk is not None:
+            _fastopen.reqsk_fastopen_remove(sk, tfo.fastopen_rsk, False)
+    sk.syn_data = False
     sk_wake(sk)
 
 
@@ -626,6 +636,8 @@ def tcp_listen_start(sk: TcpSock, backlog: int) -> None:
         return
     if sk.accept_queue is None:
         sk.accept_queue = deque()
+    if net.sysctl.tcp_fastopen & 0x400:                # TFO_SERVER_WO_SOCKOPT1
+        _fastopen.tcp_fastopen_listen(sk, backlog)
     tcp_set_state(sk, S.TCP_LISTEN)
     net.tcp_hashinfo.listen_hash(sk)
     net.sockets.add(sk)
@@ -637,5 +649,6 @@ def tcp_ioctl_outq(sk: TcpSock) -> int:
 
 
 # input.py imports this module (cycle): bound as a module, its functions looked up at call time
+from . import fastopen as _fastopen  # noqa: E402
 from . import input as _input  # noqa: E402
 from . import urgent as _urgent  # noqa: E402

@@ -111,6 +111,10 @@ def tcp_write_timeout(sk: TcpSock) -> bool:
                 return True
     if not expired:
         expired = retransmits_timed_out(sk, retry_until, sk.icsk_user_timeout)
+    if sk.tfo is not None:
+        from .fastopen import tcp_fastopen_active_detect_blackhole
+
+        tcp_fastopen_active_detect_blackhole(sk, expired)
     if expired:
         tcp_write_err(sk)
         return True
@@ -146,6 +150,13 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
     from .output import tcp_reset_xmit_timer, tcp_retransmit_skb
 
     net = sk.net
+    tfo = sk.tfo
+    if tfo is not None and tfo.fastopen_rsk is not None:
+        # a Fast Open child: only its SYN-ACK is retransmitted until the handshake completes
+        from .fastopen import tcp_fastopen_synack_timer
+
+        tcp_fastopen_synack_timer(sk, tfo.fastopen_rsk)
+        return
     if not sk.packets_out or not sk.rtx_queue:
         return
     skb = sk.rtx_queue[0]

@@ -268,6 +268,7 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
             if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) < 4:
                 raise oserror(E.EINVAL, "optlen < sizeof(int)")
             tcp_v4_parse_md5_keys(sk, optname, value)
+            return
         if optname in TFO_SOCKOPTS:                              # TCP_FASTOPEN*
             do_tcp_fastopen_setsockopt(s, optname, value)
             return

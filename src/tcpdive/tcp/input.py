@@ -1336,6 +1336,8 @@ def tcp_enter_cwr(sk: TcpSock) -> None:
 
 def tcp_enter_recovery(sk: TcpSock, ece_ack: bool = False) -> None:
     """Fast retransmit: start PRR and the undo bookkeeping (``tcp_enter_recovery``)."""
+    # start the clock with our fast retransmit, for undo and ETIMEDOUT (Linux 6.12+)
+    tcp_retrans_stamp_cleanup(sk)
     sk.net.mib["TcpExtTCPSackRecovery" if sk.sack_ok else "TcpExtTCPRenoRecovery"] += 1
     sk.prior_ssthresh = 0
     tcp_init_undo(sk)
@@ -1352,6 +1354,13 @@ def tcp_any_retrans_done(sk: TcpSock) -> bool:
         return True
     q = sk.rtx_queue
     return bool(q and q[0].sacked & TCPCB_EVER_RETRANS)
+
+
+def tcp_retrans_stamp_cleanup(sk: TcpSock) -> None:
+    """Loss recovery is over and no retransmission is out: stop the clock that undo and
+    ETIMEDOUT (``retransmits_timed_out``) measure from (``tcp_retrans_stamp_cleanup``)."""
+    if not tcp_any_retrans_done(sk):
+        sk.retrans_stamp = 0
 
 
 def tcp_packet_delayed(sk: TcpSock) -> bool:
@@ -1391,8 +1400,7 @@ def tcp_undo_cwnd_reduction(sk: TcpSock, unmark_loss: bool) -> None:
 
 def tcp_is_non_sack_preventing_reopen(sk: TcpSock) -> bool:
     if sk.snd_una == sk.high_seq and not sk.sack_ok:
-        if not tcp_any_retrans_done(sk):
-            sk.retrans_stamp = 0
+        tcp_retrans_stamp_cleanup(sk)
         return True
     return False
 
@@ -1445,8 +1453,7 @@ def tcp_try_undo_partial(sk: TcpSock, prior_snd_una: int) -> bool:
         tcp_check_sack_reordering(sk, prior_snd_una, 1)
         if sk.retrans_out:
             return True
-        if not tcp_any_retrans_done(sk):
-            sk.retrans_stamp = 0
+        tcp_retrans_stamp_cleanup(sk)
         tcp_undo_cwnd_reduction(sk, True)
         sk.net.mib["TcpExtTCPPartialUndo"] += 1
         tcp_try_keep_open(sk)
@@ -1465,8 +1472,7 @@ def tcp_try_keep_open(sk: TcpSock) -> None:
 
 def tcp_try_to_open(sk: TcpSock, flag: int) -> None:
     """``tcp_try_to_open``: clear the retransmission clock once nothing is retransmitted."""
-    if not tcp_any_retrans_done(sk):
-        sk.retrans_stamp = 0
+    tcp_retrans_stamp_cleanup(sk)
     if flag & FLAG_ECE:
         tcp_enter_cwr(sk)
     if sk.icsk_ca_state != TCP_CA_CWR:
@@ -1942,15 +1948,9 @@ def tcp_init_transfer(sk: TcpSock) -> None:
         from .mtu_probe import tcp_mtup_init
 
         tcp_mtup_init(sk)
-    if sk.tfo is not None:
-        # Linux 6.x: RFC 5681's cwnd of 1 only after more than one SYN/SYN-ACK retransmission
-        # (RFC 6298's 1 s initial RTO makes a single one likely spurious). Applied to TFO
-        # sockets only for now: with it, tcpdive stays in CA_Loss after a retransmitted SYN's
-        # SYN-ACK (Linux leaves it in tcp_process_loss), which a fixed-seed stress test
-        # (test_stream_integrity_high_loss[2-nosack]) does not survive.
-        sk.snd_cwnd = 1 if sk.total_retrans > 1 and sk.undo_marker else tcp_init_cwnd(sk)
-    else:
-        sk.snd_cwnd = tcp_init_cwnd(sk) if not sk.icsk_retransmits and not sk.total_retrans else 1
+    # RFC 5681's cwnd of 1 after a retransmitted SYN/SYN-ACK, but (RFC 6298's 1 s initial RTO
+    # makes a single one likely spurious) only after more than one, as Linux 6.x does
+    sk.snd_cwnd = 1 if sk.total_retrans > 1 and sk.undo_marker else tcp_init_cwnd(sk)
     if sk.total_retrans and sk.snd_cwnd < 1:
         sk.snd_cwnd = 1
     sk.snd_cwnd_stamp = sk.net.clock.now_us()

@@ -189,6 +189,9 @@ def __ip_rt_update_pmtu(net: Netns, daddr: int, mtu: int) -> Route | None:
     return exc
 
 
+ip_rt_update_pmtu = __ip_rt_update_pmtu      # callable from class bodies (no name mangling)
+
+
 def ip_route_get(net: Netns, dst: str | int) -> str:
     """``ip route get DST`` as iproute2 prints it: the route, and on a ``cache`` line the
     learned PMTU with its remaining lifetime (``rt_fill_info``: RTA_CACHEINFO expires in
@@ -370,4 +373,4 @@ def ip_route(net: Netns, command: str | list[str]) -> None:
 __all__ = ["RTAX_MTU", "RTAX_ADVMSS", "RTAX_INITCWND", "RTAX_INITRWND", "RTAX_RTO_MIN",
            "RTAX_QUICKACK", "IP_MAX_MTU", "dst_mtu", "dst_metric_advmss", "dst_mtu_locked",
            "metrics_convert", "parse_ip_route", "ip_route_modify", "ip_route", "RtException",
-           "fnhe_route", "ip_dst_mtu_maybe_forward", "ip_route_get"]
+           "fnhe_route", "ip_dst_mtu_maybe_forward", "ip_route_get", "ip_rt_update_pmtu"]

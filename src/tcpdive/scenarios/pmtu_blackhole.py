@@ -162,7 +162,7 @@ def run(opts: Options) -> Result:
     res.section("(c2) SYNs as they leave", m["syn_mss"])
     ttr = {k: (v["t_done"] - v["t_req"]) if v["t_done"] is not None else None for k, v in r.items()}
     res.section("time from GET /big to the last byte (virtual clock)",
-                [f"{k:12s} {('%.3f s' % t) if t is not None else 'never'}" for k, t in ttr.items()])
+                [f"{k:12s} " + (f"{t:.3f} s" if t is not None else "never") for k, t in ttr.items()])
     plot(res, "Response bytes received by the client", "seconds", "KiB",
          [(k, [pt for pt in v["progress"] if pt[0] <= 60]) for k, v in r.items()], kind="step")
 

@@ -213,9 +213,9 @@ def ip_route_get(net: Netns, dst: str | int) -> str:
     cache = "    cache"
     metrics = []
     if isinstance(route, RtException):
-        left = (route.expires - net.clock.now_us()) // 1_000_000
+        left = route.expires - net.clock.now_us()
         if left > 0:
-            cache += f" expires {left}sec"
+            cache += f" expires {left // 1_000_000}sec"
         metrics.append(("mtu lock " if route.mtu_locked else "mtu ") + str(route.pmtu))
     elif route.mtu:
         metrics.append(("mtu lock " if route.locks & (1 << RTAX_MTU) else "mtu ") + str(route.mtu))

@@ -9,7 +9,7 @@ from tcpdive.scenarios import Options, load_all
 REG = load_all()
 EXPECTED = ["handshake", "receive-path", "client-port-exhaustion", "connection-pool", "server-time-wait",
             "tw-recycle-nat", "tcp-keepalive", "zombie-connection", "http-vs-tcp-keepalive",
-            "load-balancer-idle-timeout", "retransmission", "orphan-retries"]
+            "load-balancer-idle-timeout", "retransmission", "orphan-retries", "pmtu-blackhole"]
 _CACHE: dict[str, object] = {}
 
 

@@ -157,6 +157,10 @@ class Netns:
         self.routes: list[Route] = []
         self._fib_cache: dict[int, Route] = {}   # daddr -> route, emptied when routes change
         self.rt_genid = 0                  # bumped when routes change: cached dsts go stale
+        # learned path MTUs per destination (fib_nh_exception, net/route.py), made on first
+        # use, and the earliest expiry among them (us; 0: none)
+        self.fnhe: dict[int, Route] | None = None
+        self.fnhe_next = 0
         self.local_addrs: set[int] = set()
         self.nf_hooks: list[list[NfHook]] = [[], [], [], [], []]
         self.dev_features = 0            # union of the devices' features: 0 = no offload anywhere
@@ -318,6 +322,8 @@ class Netns:
         Answers are kept per destination until the routes change (the part of Linux's
         socket dst cache / nexthop cache tcpdive needs: no walk per packet).
         """
+        if self.fnhe_next and self.clock.now_us() >= self.fnhe_next:
+            self.fnhe_expire()
         r = self._fib_cache.get(daddr)
         if r is not None:
             return r
@@ -329,11 +335,53 @@ class Netns:
                     break
             else:
                 return None
+            if self.fnhe:
+                e = self.fnhe.get(daddr)
+                if e is not None:
+                    if e.base is r:                  # find_exception on this nexthop
+                        r = e
+                    else:                            # its FIB entry is gone: so is it
+                        del self.fnhe[daddr]
         cache = self._fib_cache
         if len(cache) >= 4096:               # many peers (a SYN flood's spoofed sources)
             cache.clear()
         cache[daddr] = r
         return r
+
+    def fnhe_insert(self, daddr: int, exc: Route) -> None:
+        """Store a learned PMTU toward ``daddr`` (``update_or_create_fnhe``) and make cached
+        dsts stale so every socket toward it re-reads its MTU (DST_OBSOLETE_KILL)."""
+        if self.fnhe is None:
+            self.fnhe = {}
+        self.fnhe[daddr] = exc
+        self._fib_cache[daddr] = exc
+        nxt = self.fnhe_next
+        if not nxt or exc.expires < nxt:
+            self.fnhe_next = exc.expires
+        self.rt_genid += 1
+
+    def fnhe_expire(self) -> None:
+        """Forget exceptions past ``mtu_expires`` (Linux: ``find_exception`` deletes an expired
+        one when it is next looked up; ``ipv4_mtu`` stops using it at once)."""
+        now = self.clock.now_us()
+        fnhe = self.fnhe or {}
+        nxt = 0
+        for d in list(fnhe):
+            e = fnhe[d]
+            if now >= e.expires:
+                del fnhe[d]
+                if self._fib_cache.get(d) is e:
+                    del self._fib_cache[d]
+            elif not nxt or e.expires < nxt:
+                nxt = e.expires
+        self.fnhe_next = nxt
+        self.rt_genid += 1
+
+    def ip_route_get(self, dst: str | int) -> str:
+        """``ip route get DST`` as iproute2 prints it, with the cached PMTU (net/route.py)."""
+        from .route import ip_route_get
+
+        return ip_route_get(self, dst)
 
     def _lo_route(self, daddr: int) -> Route:
         return Route(daddr, 32, self.lo, 0, daddr)
@@ -352,8 +400,8 @@ class Netns:
         return self.clock.now_us()
 
     def route_mtu(self, daddr: int) -> int:
-        """Path MTU toward ``daddr`` (``dst_mtu``): the route's mtu metric, else the output
-        device's MTU, at most IP_MAX_MTU (no PMTU cache: an ICMP-learned one is per socket)."""
+        """Path MTU toward ``daddr`` (``dst_mtu``): a learned PMTU, else the route's mtu
+        metric, else the output device's MTU, at most IP_MAX_MTU."""
         r = self.fib_lookup(daddr)
         if r is None:
             return 1500
@@ -574,17 +622,34 @@ class Netns:
                 if siph is not None:
                     self.ip_forward(dev, siph, seg)
             return
+        route = self.fib_lookup(iph.daddr)
+        if route is None or route.dev is self.lo:
+            # ip_route_input_slow found nothing: RTN_UNREACHABLE -> ip_error (ENETUNREACH)
+            self.mib["IpExtInNoRoutes"] += 1
+            from .icmp import ICMP_DEST_UNREACH, ICMP_NET_UNREACH, icmp_send
+
+            icmp_send(self, data, ICMP_DEST_UNREACH, ICMP_NET_UNREACH)
+            self.drop(data, "IP_INNOROUTES")
+            return
         if iph.ttl <= 1:
+            self.mib["IpInHdrErrors"] += 1               # too_many_hops
             from .icmp import ICMP_EXC_TTL, ICMP_TIME_EXCEEDED, icmp_send
 
             icmp_send(self, data, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL)
             self.drop(data, "IP_TTL")
             return
-        route = self.fib_lookup(iph.daddr)
-        if route is None or route.dev is self.lo:
-            self.mib["IpOutNoRoutes"] += 1
-            self.drop(data, "IP_OUTNOROUTES")
-            return
+        n = len(data)
+        mtu = _ip_dst_mtu_maybe_forward(self, route)
+        if n > mtu:
+            if data[6] & 0x40:
+                # ip_exceeds_mtu: DF set -- drop it and tell the sender the next-hop MTU
+                # (RFC 1191), quoting the datagram as it arrived (TTL not yet decreased)
+                self.mib["IpFragFails"] += 1
+                from .icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmp_send
+
+                icmp_send(self, data, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu)
+                self.drop(data, "PKT_TOO_BIG")
+                return
         # decrement TTL and patch the checksum incrementally (ip_decrease_ttl)
         b = bytearray(data)
         b[8] -= 1
@@ -597,7 +662,42 @@ class Netns:
             if data is None:
                 return
         self.mib["IpForwDatagrams"] += 1
+        if n > mtu:
+            self.ip_fragment(route, iph.daddr, data, mtu)   # no DF: fragments
+            return
         self._dev_queue_xmit(route, iph.daddr, data)
+
+    def ip_fragment(self, route: Route, daddr: int, data: bytes, mtu: int) -> None:
+        """Cut a datagram without DF into fragments of at most ``mtu`` bytes (``ip_do_fragment``,
+        slow path): payloads in multiples of 8 bytes, the header copied (options included),
+        MF on all but the last (and on that one too if the datagram was itself a non-final
+        fragment). IpFragOKs per datagram, IpFragCreates per fragment."""
+        ihl = (data[0] & 15) * 4
+        hdr = bytearray(data[:ihl])
+        frag = _H.unpack_from(data, 6)[0]
+        base_off = (frag & IP_OFFSET) * 8
+        more = frag & IP_MF
+        room = (mtu - ihl) & ~7
+        payload = memoryview(bytes(data))[ihl:]
+        if room < 8:
+            self.mib["IpFragFails"] += 1
+            self.drop(data, "PKT_TOO_BIG")
+            return
+        mib = self.mib
+        pos = 0
+        total = len(payload)
+        while pos < total:
+            chunk = payload[pos:pos + room]
+            end = pos + len(chunk)
+            flags = ((base_off + pos) >> 3) | (IP_MF if end < total or more else 0) | (frag & 0x8000)
+            _H.pack_into(hdr, 2, ihl + len(chunk))
+            _H.pack_into(hdr, 6, flags)
+            hdr[10:12] = b"\0\0"
+            _H.pack_into(hdr, 10, ~csum_partial(bytes(hdr)) & 0xFFFF)
+            mib["IpFragCreates"] += 1
+            self._dev_queue_xmit(route, daddr, bytes(hdr) + bytes(chunk))
+            pos = end
+        mib["IpFragOKs"] += 1
 
     # ---- send ------------------------------------------------------------------------------
 
@@ -757,6 +857,16 @@ class Netns:
 __all__ = ["Netns", "NetDevice", "Route", "IPHDR_LEN", "NF_INET_PRE_ROUTING", "NF_INET_LOCAL_IN",
            "NF_INET_FORWARD", "NF_INET_LOCAL_OUT", "NF_INET_POST_ROUTING", "NETIF_F_HW_CSUM",
            "NETIF_F_RXCSUM", "NETIF_F_TSO", "NETIF_F_GRO", "NETIF_F_OFFLOAD"]
+
+
+def _ip_dst_mtu_maybe_forward(net: Netns, route: Route) -> int:
+    """``ip_dst_mtu_maybe_forward`` for the route of a forwarded packet (net/route.py)."""
+    from .route import IP_MAX_MTU, RtException, ip_dst_mtu_maybe_forward
+
+    if isinstance(route, RtException):
+        return ip_dst_mtu_maybe_forward(net, route)
+    mtu = route.mtu or route.dev.mtu
+    return mtu if mtu < IP_MAX_MTU else IP_MAX_MTU
 
 
 def _tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:

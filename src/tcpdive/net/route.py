@@ -41,8 +41,9 @@ METRIC_NAMES = ("mtu", "mtu_lock", "advmss", "initcwnd", "initrwnd", "rto_min", 
 
 
 def dst_mtu(route: Route) -> int:
-    """Path MTU of a route (``ipv4_mtu``): its ``mtu`` metric, else the device's, at most
-    IP_MAX_MTU. (No PMTU exception cache: an ICMP-learned PMTU lives on the socket.)"""
+    """Path MTU of a route (``ipv4_mtu``): a learned PMTU (the route is then an
+    :class:`RtException`, see below), else its ``mtu`` metric, else the device's, at most
+    IP_MAX_MTU."""
     mtu = route.mtu or route.dev.mtu
     return mtu if mtu < IP_MAX_MTU else IP_MAX_MTU
 
@@ -86,6 +87,141 @@ def metrics_convert(mtu: int = 0, mtu_lock: bool = False, advmss: int = 0, initc
     return {"mtu": min(mtu, 65535 - 15), "advmss": min(advmss, 65535 - 40),
             "initcwnd": initcwnd, "initrwnd": initrwnd, "rto_min": rto_ms,
             "quickack": quickack, "locks": locks}
+
+
+# ---- the PMTU exception cache (fib_nh_exception) ---------------------------------------------
+#
+# An ICMP fragmentation-needed (or a socket's own EMSGSIZE path) lowers the path MTU toward one
+# destination, not for the whole prefix: Linux keeps it as a nexthop exception (``struct
+# fib_nh_exception``: fnhe_daddr, fnhe_pmtu, fnhe_mtu_locked, fnhe_expires) on the nexthop of
+# the route used, and binds it to the rtable a lookup for that address returns (``rt_pmtu``,
+# ``dst.expires``). Every socket toward the destination, and every later connection, sees it;
+# after net.ipv4.route.mtu_expires (600 s) it is gone and the route's MTU is back. A value
+# below net.ipv4.route.min_pmtu (552) is raised to it and the MTU *locked*: DF is no longer set
+# and further ICMPs are ignored until it expires.
+#
+# Here the exception is an ``RtException``: a copy of the FIB entry with ``mtu`` = the learned
+# PMTU (and RTAX_MTU locked if so), returned by ``Netns.fib_lookup`` for that one address, so
+# every reader of the route (dst_mtu, dst_metric_advmss, ip_dont_fragment, sk_dst_set) sees it.
+# It belongs to its FIB entry (``base``): a route change drops it, as a new fib_info has no
+# exceptions. Creating or expiring one bumps rt_genid, which makes sockets re-read their dst
+# (Linux marks the nexthop's cached routes DST_OBSOLETE_KILL).
+
+
+class RtException:
+    """Marker base so ``isinstance`` checks read well; the real class is made per Route type
+    in :func:`_exception_class` (Route has __slots__)."""
+
+
+_EXC_CLASS: list = []
+
+
+def _exception_class():
+    if not _EXC_CLASS:
+        from .netns import Route
+
+        class _RtException(Route, RtException):
+            """An rtable bound to a nexthop exception: ``base`` is the FIB entry, ``mtu`` the
+            learned PMTU (``rt_pmtu``), ``expires`` in us (``dst.expires``)."""
+
+            __slots__ = ("base", "expires", "pmtu", "mtu_locked")
+
+        _EXC_CLASS.append(_RtException)
+    return _EXC_CLASS[0]
+
+
+def fnhe_route(base: Route, pmtu: int, locked: bool, expires: int) -> Route:
+    """The rtable for one destination with its exception bound (``rt_bind_exception``)."""
+    cls = _exception_class()
+    r = cls.__new__(cls)
+    for k in ("dst", "plen", "mask", "dev", "gw", "src", "advmss", "initcwnd", "initrwnd",
+              "rto_min", "quickack"):
+        setattr(r, k, getattr(base, k))
+    r.base = base
+    r.pmtu = pmtu
+    r.mtu = pmtu
+    r.mtu_locked = locked
+    r.locks = base.locks | ((1 << RTAX_MTU) if locked else 0)
+    r.expires = expires
+    return r
+
+
+def ip_dst_mtu_maybe_forward(net: Netns, route: Route) -> int:
+    """MTU for a forwarded packet (``ip_dst_mtu_maybe_forward(dst, true)``): the route's
+    ``mtu`` metric, else the device's -- not a learned PMTU, unless ip_forward_use_pmtu is set
+    or the route's MTU is locked."""
+    base = route.base if isinstance(route, RtException) else route
+    if isinstance(route, RtException) and (net.sysctl.ip_forward_use_pmtu or route.mtu_locked):
+        if net.clock.now_us() < route.expires:
+            return min(route.pmtu, IP_MAX_MTU)
+    mtu = base.mtu or base.dev.mtu
+    return mtu if mtu < IP_MAX_MTU else IP_MAX_MTU
+
+
+def __ip_rt_update_pmtu(net: Netns, daddr: int, mtu: int) -> Route | None:
+    """Learn ``mtu`` toward ``daddr`` (``__ip_rt_update_pmtu`` -> ``update_or_create_fnhe``).
+
+    Ignored over an ``mtu lock`` route or when it would raise the MTU. Below
+    net.ipv4.route.min_pmtu it becomes min(old, min_pmtu) and locked. An unchanged value is
+    only refreshed in the second half of its life. Returns the route now used toward
+    ``daddr`` (``inet_csk_update_pmtu``'s dst), or None without one."""
+    route = net.fib_lookup(daddr)
+    if route is None:
+        return None
+    if route.locks & (1 << RTAX_MTU):
+        return route                               # ip_mtu_locked
+    old_mtu = dst_mtu(route)
+    if old_mtu < mtu:
+        return route
+    sc = net.sysctl
+    lock = False
+    if mtu < sc.min_pmtu:
+        lock = True
+        mtu = min(old_mtu, sc.min_pmtu)
+    now = net.clock.now_us()
+    life = sc.mtu_expires * 1_000_000
+    is_exc = isinstance(route, RtException)
+    if is_exc and route.pmtu == mtu and not lock and now < route.expires - life // 2:
+        return route
+    base = route.base if is_exc else route
+    exc = fnhe_route(base, mtu, lock, now + max(life, 1))
+    net.fnhe_insert(daddr, exc)
+    return exc
+
+
+ip_rt_update_pmtu = __ip_rt_update_pmtu      # callable from class bodies (no name mangling)
+
+
+def ip_route_get(net: Netns, dst: str | int) -> str:
+    """``ip route get DST`` as iproute2 prints it: the route, and on a ``cache`` line the
+    learned PMTU with its remaining lifetime (``rt_fill_info``: RTA_CACHEINFO expires in
+    whole seconds, RTAX_MTU from rt_pmtu, ``lock`` if locked). RTNETLINK's ENETUNREACH
+    without a route."""
+    from errno import ENETUNREACH
+
+    from ..packet.ipv4 import int2ip
+
+    d = ip2int(dst) if isinstance(dst, str) else dst
+    route = net.fib_lookup(d)
+    if route is None:
+        raise oserror(ENETUNREACH, "RTNETLINK answers: Network is unreachable")
+    src = net.inet_select_addr(route, d)
+    if route.dev is net.lo:
+        return f"local {int2ip(d)} dev lo src {int2ip(src)} uid 0\n    cache <local>"
+    head = int2ip(d) + (f" via {int2ip(route.gw)}" if route.gw else "")
+    head += f" dev {route.dev.name} src {int2ip(src)} uid 0"
+    cache = "    cache"
+    metrics = []
+    if isinstance(route, RtException):
+        left = route.expires - net.clock.now_us()
+        if left > 0:
+            cache += f" expires {left // 1_000_000}sec"
+        metrics.append(("mtu lock " if route.mtu_locked else "mtu ") + str(route.pmtu))
+    elif route.mtu:
+        metrics.append(("mtu lock " if route.locks & (1 << RTAX_MTU) else "mtu ") + str(route.mtu))
+    if route.advmss:
+        metrics.append(f"advmss {route.advmss}")
+    return head + "\n" + " ".join([cache] + metrics)
 
 
 # ---- ip route ... ---------------------------------------------------------------------------
@@ -236,4 +372,5 @@ def ip_route(net: Netns, command: str | list[str]) -> None:
 
 __all__ = ["RTAX_MTU", "RTAX_ADVMSS", "RTAX_INITCWND", "RTAX_INITRWND", "RTAX_RTO_MIN",
            "RTAX_QUICKACK", "IP_MAX_MTU", "dst_mtu", "dst_metric_advmss", "dst_mtu_locked",
-           "metrics_convert", "parse_ip_route", "ip_route_modify", "ip_route"]
+           "metrics_convert", "parse_ip_route", "ip_route_modify", "ip_route", "RtException",
+           "fnhe_route", "ip_dst_mtu_maybe_forward", "ip_route_get", "ip_rt_update_pmtu"]

@@ -7,9 +7,15 @@ queued before its checksum is checked; the check happens when it reaches the hea
 (``udp_recvmsg``, ``first_packet_length`` for poll/SIOCINQ), which is where UdpInCsumErrors is
 counted. UdpInDatagrams, likewise, counts datagrams the application has read.
 
-Known differences: no fragmentation (a datagram larger than the path MTU leaves as one IP
-packet without DF), no corking (MSG_MORE / UDP_CORK), no error queue (IP_RECVERR only makes
-every ICMP error pending), no GSO/GRO and no UDP-Lite.
+Path MTU: IP_MTU_DISCOVER (``inet->pmtudisc``, default WANT) -- DO/PROBE/INTERFACE refuse a
+datagram larger than the path MTU (the learnt one, the device's for PROBE) with EMSGSIZE; an
+ICMP fragmentation-needed updates the per-destination PMTU and, for a connected socket not in
+DONT mode, becomes a pending EMSGSIZE; IP_MTU reads the path MTU of a connected socket.
+
+Known differences: no local fragmentation (a WANT/DONT datagram larger than the path MTU leaves
+as one IP packet without DF; routers do fragment it), no corking (MSG_MORE / UDP_CORK), no error
+queue (IP_RECVERR only makes every ICMP error pending, with no sock_extended_err / IP_MTU info
+to read), no GSO/GRO and no UDP-Lite.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from .icmp import (
     inet_addr_is_bcast_or_mcast,
     inet_addr_is_broadcast,
 )
+from .route import dst_mtu, ip_rt_update_pmtu
 
 if TYPE_CHECKING:
     from .netns import Netns
@@ -64,6 +71,8 @@ IP_PMTUDISC_DONT = 0
 IP_PMTUDISC_WANT = 1
 IP_PMTUDISC_DO = 2
 IP_PMTUDISC_PROBE = 3
+IP_PMTUDISC_INTERFACE = 4
+IP_PMTUDISC_OMIT = 5
 
 CHECKSUM_BREAK = 76            # shorter datagrams are checksummed on arrival (__skb_checksum_validate)
 INADDR_LOOPBACK = 0x7F000001
@@ -311,6 +320,9 @@ class UdpTable:
             harderr = True
         elif icmp_type == ICMP_DEST_UNREACH:
             if code == ICMP_FRAG_NEEDED:
+                # Path MTU discovery (ipv4_sk_update_pmtu): the PMTU toward the destination
+                # is learnt whatever the socket's mode; only DONT sockets hear nothing
+                ip_rt_update_pmtu(self.net, inner.daddr, info)
                 if sk.pmtudisc == IP_PMTUDISC_DONT:
                     return
                 err = E.EMSGSIZE
@@ -543,9 +555,11 @@ class UdpSock:
         if n > UDP_MAX_PAYLOAD:
             raise oserror(E.EMSGSIZE)
         tot = IPHDR_LEN + UDPHDR_LEN + n
-        mtu = route.dev.mtu
         pmtudisc = self.pmtudisc
-        if tot > mtu and pmtudisc >= IP_PMTUDISC_DO:
+        # ip_append_data: the learnt path MTU (dst_mtu), the device's with IP_PMTUDISC_PROBE;
+        # DO / PROBE / INTERFACE do not fragment locally: EMSGSIZE
+        mtu = route.dev.mtu if pmtudisc >= IP_PMTUDISC_PROBE else dst_mtu(route)
+        if tot > mtu and IP_PMTUDISC_DO <= pmtudisc <= IP_PMTUDISC_INTERFACE:
             raise oserror(E.EMSGSIZE, f"datagram of {tot} bytes, MTU {mtu}")
         err = self.sock_error()
         if err:
@@ -557,7 +571,9 @@ class UdpSock:
             ttl: int | None = self.mc_ttl
         else:
             ttl = self.ttl or None
-        df = pmtudisc != IP_PMTUDISC_DONT and tot <= mtu
+        # __ip_make_skb: DF with DO/PROBE, or WANT when it fits and the MTU is not locked
+        df = (pmtudisc in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE)
+              or (pmtudisc == IP_PMTUDISC_WANT and tot <= mtu and not route.locks & 4))
         net.ip_output(saddr, daddr, IPPROTO_UDP, seg, tos=self.tos, ttl=ttl, df=df)
         net.mib["UdpOutDatagrams"] += 1
         return n

@@ -7,6 +7,9 @@ the nf_nat masquerade target and an L4 load balancer (IPVS in direct-routing mod
 - :class:`Nat` — source NAT of many inside clients to one public address, with a port mapping
   (the original port is kept when free, as ``nf_nat_used_tuple`` prefers) and the IPv4 and TCP
   checksums fixed after the rewrite.
+- :class:`MssClamp` — ``iptables -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS
+  --clamp-mss-to-pmtu`` (or ``--set-mss N``): the MSS option of forwarded SYNs lowered to fit
+  the path, the TCP checksum patched incrementally (xt_TCPMSS).
 - :class:`LoadBalancer` — a virtual IP in front of backends: a session table keyed by the
   client's 4-tuple, round-robin for flows it does not know, an idle timeout (120 s by default)
   after which a flow's session is forgotten, and Direct Server Return: the LB only ever sees
@@ -32,7 +35,7 @@ from ..net.netns import (
 from ..packet.checksum import ip_fast_csum, tcp_v4_check
 from ..packet.ipv4 import int2ip, ip2int
 
-__all__ = ["Firewall", "Rule", "Nat", "LoadBalancer", "parse_l4", "fix_checksums"]
+__all__ = ["Firewall", "Rule", "Nat", "LoadBalancer", "MssClamp", "parse_l4", "fix_checksums"]
 
 _CHAINS = {"INPUT": NF_INET_LOCAL_IN, "OUTPUT": NF_INET_LOCAL_OUT, "FORWARD": NF_INET_FORWARD}
 _PROTO = {"tcp": 6, "udp": 17, "icmp": 1}
@@ -158,6 +161,81 @@ class Firewall:
     def listing(self) -> list[str]:
         """``iptables -S`` with ``-v``-style counters."""
         return [f"{r.spec():<60} # {r.pkts} pkts, {r.bytes} bytes" for r in self.rules]
+
+
+# ---------------------------------------------------------------------------------- TCPMSS
+
+
+def csum_replace2(check: int, old: int, new: int) -> int:
+    """A 16-bit field of a checksummed area changed from ``old`` to ``new``: the new checksum
+    (RFC 1624 eqn. 3, ``inet_proto_csum_replace2``)."""
+    s = (~check & 0xFFFF) + (~old & 0xFFFF) + new
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+class MssClamp:
+    """The TCPMSS target on a forwarding host's FORWARD chain (mangle table): SYNs (without RST)
+    passing through get their MSS option lowered to ``mss``, or with ``mss=None``
+    (``--clamp-mss-to-pmtu``) to min(MTU toward the destination, MTU back toward the source)
+    - 40 (``tcpmss_mangle_packet``, ``tcpmss_reverse_mtu``). The MSS is never raised; the TCP
+    checksum is patched incrementally. A SYN without an MSS option is left alone (xt_TCPMSS
+    would add one; tcpdive's stacks always send it). ``clamped`` counts rewritten SYNs and
+    ``log`` keeps (time, "old -> new") pairs."""
+
+    def __init__(self, host: Netns, mss: int | None = None) -> None:
+        self.host = host
+        self.mss = mss
+        self.clamped = 0
+        self.pkts = 0
+        self.log: list[tuple[float, str]] = []
+        host.nf_register_hook(NF_INET_FORWARD, self._hook)
+
+    def spec(self) -> str:
+        target = "--clamp-mss-to-pmtu" if self.mss is None else f"--set-mss {self.mss}"
+        return f"-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS {target}"
+
+    def _hook(self, net: Netns, data: bytes, dev: str) -> bytes | None:
+        if data[9] != 6:
+            return data
+        ihl = (data[0] & 15) * 4
+        if len(data) < ihl + 20 or data[ihl + 13] & 0x06 != 0x02:     # SYN set, RST clear
+            return data
+        self.pkts += 1
+        saddr, daddr = struct.unpack_from("!II", data, 12)
+        if self.mss is None:
+            newmss = min(net.route_mtu(daddr), net.route_mtu(saddr)) - 40
+            if newmss <= 0:
+                return None                   # "unknown or invalid path-MTU": NF_DROP
+        else:
+            newmss = self.mss
+        doff = (data[ihl + 12] >> 4) * 4
+        i = ihl + 20
+        end = ihl + doff
+        while i + 4 <= end:
+            kind = data[i]
+            if kind == 0:
+                break
+            if kind == 1:
+                i += 1
+                continue
+            ln = data[i + 1]
+            if ln < 2:
+                break
+            if kind == 2 and ln == 4:
+                old = struct.unpack_from("!H", data, i + 2)[0]
+                if old <= newmss:
+                    return data
+                b = bytearray(data)
+                struct.pack_into("!H", b, i + 2, newmss)
+                check = struct.unpack_from("!H", b, ihl + 16)[0]
+                struct.pack_into("!H", b, ihl + 16, csum_replace2(check, old, newmss))
+                self.clamped += 1
+                self.log.append((net.clock.now_us() / 1e6, f"mss {old} -> {newmss}"))
+                return bytes(b)
+            i += ln
+        return data
 
 
 # ---------------------------------------------------------------------------------- NAT

@@ -13,7 +13,7 @@ from collections import deque
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from ..errors import ENETUNREACH, oserror
+from ..errors import EMSGSIZE, ENETUNREACH, oserror
 from ..net.route import dst_metric_advmss
 from ..packet.checksum import csum_partial, pseudo_sum
 from ..packet.gso import OffloadPacket
@@ -508,6 +508,7 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SKB,
     child.owner = listener.owner
     child.tos = listener.tos
     child.ttl = listener.ttl
+    child.pmtudisc = listener.pmtudisc
     if req.ecn_ok:
         tcp_ecn_openreq_child(child, req)
     child.urginline = listener.urginline          # sk_clone_lock copies the sock flags
@@ -630,6 +631,37 @@ from . import fastopen as _fastopen  # noqa: E402
 from .input import tcp_rcv_established, tcp_rcv_state_process  # noqa: E402  (input imports us)
 
 
+def tcp_v4_mtu_reduced(sk: TcpSock, mtu: int) -> None:
+    """ICMP fragmentation-needed said ``mtu`` (``tcp_v4_mtu_reduced``): update the path MTU
+    toward the peer -- shared by every socket to it (``inet_csk_update_pmtu`` ->
+    ``__ip_rt_update_pmtu``: at least net.ipv4.route.min_pmtu, then locked) -- and if it is
+    below the MTU the MSS was sized for, re-sync the MSS and resend what no longer fits at once
+    (``tcp_simple_retransmit``: the "fast" PMTU discovery, no RTO wait). IP_PMTUDISC_DONT,
+    INTERFACE and OMIT sockets keep their MSS and let the retransmission timer deal with it."""
+    from ..net.route import __ip_rt_update_pmtu, dst_mtu
+    from .mtu_probe import tcp_simple_retransmit
+
+    if sk.state in (S.TCP_LISTEN, S.TCP_CLOSE):
+        return
+    net = sk.net
+    dst = __ip_rt_update_pmtu(net, sk.daddr, mtu)
+    if dst is None:
+        return
+    sk_dst_set(sk, dst)                              # __sk_dst_check: the exception's rtable
+    pmtu = dst_mtu(dst)
+    pmtudisc = sk.pmtudisc
+    if mtu < pmtu and (pmtudisc == 2 or (pmtudisc == 1 and not dst.locks & 4)):
+        sk.sk_err_soft = EMSGSIZE                    # ip_dont_fragment: we cannot go lower
+    if pmtudisc not in (0, 4, 5) and sk.icsk_pmtu_cookie > pmtu:
+        tcp_sync_mss(sk, pmtu)
+        if sk.syn_data and sk.state == S.TCP_SYN_SENT:
+            # the SYN with data was too big: resend a plain SYN now (tcp_simple_retransmit's
+            # fastopen case, mss = -1)
+            _fastopen.tcp_fastopen_mtu_reduced(sk, pmtu)
+        else:
+            tcp_simple_retransmit(sk)
+
+
 def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: bytes, toff: int,
                info: int = 0) -> None:
     """An ICMP error about one of our segments (``tcp_v4_err``).
@@ -667,15 +699,9 @@ def tcp_v4_err(net: Netns, icmp_type: int, icmp_code: int, inner_iph, data: byte
             return
     if icmp_type == ICMP_DEST_UNREACH:
         if icmp_code == ICMP_FRAG_NEEDED:
-            dst = sk.dst
-            if dst is not None and dst.locks & 4:
-                return                           # ``mtu lock``: no PMTU update (ip_mtu_locked)
-            if info and info < sk.icsk_pmtu_cookie:
-                sk.dst_mtu = max(info, 68)       # the dst's learned PMTU (rt_pmtu)
-                tcp_sync_mss(sk, sk.dst_mtu)
-                if sk.syn_data and sk.state == S.TCP_SYN_SENT:
-                    # the SYN with data was too big: resend a plain SYN now
-                    _fastopen.tcp_fastopen_mtu_reduced(sk, max(info, 68))
+            # PMTU discovery, RFC 1191 (Linux defers this to release_sock when the user owns
+            # the socket -- TCP_MTU_REDUCED_DEFERRED; tcpdive does it at once)
+            tcp_v4_mtu_reduced(sk, info)
             return
         err, fatal = (ICMP_ERR_CONVERT[icmp_code] if icmp_code < len(ICMP_ERR_CONVERT)
                       else (113, False))

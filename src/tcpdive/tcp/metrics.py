@@ -132,9 +132,9 @@ def sk_dst_set(sk: TcpSock, route) -> None:
 
 def __sk_dst_check(sk: TcpSock) -> None:
     """The routes changed since the dst was cached: look the destination up again
-    (``__sk_dst_check`` + re-route in ``ip_queue_xmit``). Taking the same entry keeps a path
-    MTU learned from ICMP (Linux keeps it in the nexthop's exception, which outlives a cache
-    flush); a new entry brings its own MTU."""
+    (``__sk_dst_check`` + re-route in ``ip_queue_xmit``). A path MTU learned from ICMP comes
+    back with the lookup (the nexthop exception, net/route.py); one created, refreshed or
+    expired since gives a new rtable and so a new ``dst_mtu``."""
     net = sk.net
     route = net.fib_lookup(sk.daddr)
     if route is sk.dst:

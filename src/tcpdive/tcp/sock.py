@@ -129,7 +129,7 @@ class TcpSock:
         # struct sock / inet_sock
         "net", "state", "saddr", "sport", "daddr", "dport", "sk_err", "sk_err_soft", "sk_shutdown",
         "dead", "keepopen", "linger", "lingertime", "sk_rcvbuf", "sk_sndbuf", "userlocks",
-        "reuse", "reuseport", "socket", "wq", "ep_wq", "bound", "tos", "ttl", "owned_by_user", "backlog",
+        "reuse", "reuseport", "socket", "wq", "ep_wq", "bound", "tos", "ttl", "pmtudisc", "owned_by_user", "backlog",
         "sk_rcvlowat", "sk_sndtimeo", "sk_rcvtimeo", "done", "bind_bucket", "bound_dev",
         "ehashed", "hash_key", "sk_wmem_queued", "inet_id", "rcv_saddr", "zapped",
         # listener (inet_connection_sock accept queue)
@@ -225,6 +225,7 @@ class TcpSock:
         self.zapped = False
         self.tos = 0
         self.ttl = 0
+        self.pmtudisc = 0 if sc.ip_no_pmtu_disc else 1   # IP_MTU_DISCOVER (inet_create)
         self.owned_by_user = False
         self.backlog = None
         self.sk_rcvlowat = 1

@@ -241,10 +241,14 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
                 raise oserror(E.EINVAL)
             sk.ttl = v
         elif optname == 10:                                      # IP_MTU_DISCOVER
-            # do_ip_setsockopt: IP_PMTUDISC_DONT..IP_PMTUDISC_OMIT; tcpdive never fragments,
-            # so the mode is recorded nowhere (segments always leave with DF set)
+            # do_ip_setsockopt: IP_PMTUDISC_DONT..IP_PMTUDISC_OMIT (inet->pmtudisc). TCP reads
+            # it in tcp_v4_mtu_reduced; its segments keep DF whatever the mode (a difference)
             if not 0 <= v <= 5:
                 raise oserror(E.EINVAL)
+            sk.pmtudisc = v
+        elif optname == 11:                                      # IP_RECVERR
+            if not tcp:
+                sk.recverr = bool(v)
         elif optname == 15:                                      # IP_FREEBIND
             if tcp:
                 sk.freebind = bool(v)        # inet_can_nonlocal_bind lets bind() take any address
@@ -354,6 +358,24 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
     raise oserror(E.ENOPROTOOPT)
 
 
+def ip_mtu_getsockopt(s: Socket) -> int:
+    """IP_MTU (``do_ip_getsockopt``): ``dst_mtu`` of the socket's cached route -- the path MTU
+    learned toward the peer included; ENOTCONN without one (not connected)."""
+    from ..net.route import dst_mtu
+
+    sk = s.sk
+    net = s.net
+    if s.is_tcp:
+        if sk.dst is None or sk.state in (S.TCP_CLOSE, S.TCP_LISTEN):
+            raise oserror(E.ENOTCONN)
+    elif sk.state != S.TCP_ESTABLISHED:
+        raise oserror(E.ENOTCONN)
+    route = net.fib_lookup(sk.daddr)
+    if route is None:
+        raise oserror(E.ENOTCONN)
+    return dst_mtu(route)
+
+
 def do_getsockopt(s: Socket, level: int, optname: int, buflen: int | None):
     """getsockopt(): ints as ints (bytes if ``buflen`` is given), TCP_INFO as struct bytes."""
     sk = s.sk
@@ -388,6 +410,12 @@ def do_getsockopt(s: Socket, level: int, optname: int, buflen: int | None):
             return ret(sk.ttl or s.net.sysctl.ip_default_ttl)
         if optname == 15:                                        # IP_FREEBIND
             return ret(int(getattr(sk, "freebind", False)))
+        if optname == 10:                                        # IP_MTU_DISCOVER
+            return ret(sk.pmtudisc)
+        if optname == 11:                                        # IP_RECVERR
+            return ret(int(getattr(sk, "recverr", False)))
+        if optname == 14:                                        # IP_MTU
+            return ret(ip_mtu_getsockopt(s))
         raise oserror(E.ENOPROTOOPT)
     if level == SOL_TCP and tcp:
         if optname == 11:                                        # TCP_INFO

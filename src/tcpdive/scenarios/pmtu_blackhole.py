@@ -79,12 +79,16 @@ def _run_case(opts: Options, res: Result, case: str, horizon: float) -> dict:
         ls.listen(16)
         conn, _ = await ls.aaccept()
         out["ssock"] = conn
-        while True:
-            req = await conn.arecv(1000)
-            if not req:
-                return
-            body = b"ok\n" if b"/health" in req else b"x" * BIG
-            await conn.asendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        try:
+            while True:
+                req = await conn.arecv(1000)
+                if not req:
+                    return
+                body = b"ok\n" if b"/health" in req else b"x" * BIG
+                await conn.asendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                                    + body)
+        except OSError as e:                  # the black hole: tcp_retries2 gives up
+            out["server_err"] = e.errno
 
     async def fetch():
         cs = client.socket()
@@ -156,7 +160,8 @@ def run(opts: Options) -> Result:
     res.section("(b) server$ iptables -S", b["fw"].listing())
     res.section("(b) server$ ss -tanpoi | grep :80 (t = 20 s)", b.get("ss20", []))
     res.section("(b) counters", [f"server: {b['mib']}", f"vpn: {b['vpn_mib']}",
-                                 f"server$ ip route get 10.0.1.1: {b['route_get'].splitlines()[-1].strip()}"])
+                                 "server$ ip route get 10.0.1.1 (no PMTU learnt): "
+                                 + " / ".join(ln.strip() for ln in b["route_get"].splitlines())])
     res.section("(c2) gw$ iptables -t mangle -S", [m["clamp"].spec()] +
                 [f"{t:.3f} s: {s}" for t, s in m["clamp"].log])
     res.section("(c2) SYNs as they leave", m["syn_mss"])

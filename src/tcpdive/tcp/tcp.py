@@ -13,6 +13,7 @@ from ..errors import EAGAIN, ECONNRESET, EINVAL, ENOTCONN, EPIPE, oserror
 from ..packet.tcp import ACK, FIN, PSH
 from ..skb import SKB
 from . import sock as S
+from .rate import tcp_rate_check_app_limited
 from .minisocks import RequestSock, inet_csk_reqsk_queue_drop, tcp_time_wait
 from .output import (
     __sk_stream_memory_free,
@@ -173,6 +174,7 @@ def tcp_sendmsg(sk: TcpSock, data: bytes | memoryview, flags: int = 0) -> int:
         err = sk.sk_err
         sk.sk_err = 0
         raise oserror(err)
+    tcp_rate_check_app_limited(sk)           # is sending application-limited?
     if sk.state not in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT) and not (
             sk.tfo is not None and _fastopen.tcp_passive_fastopen(sk)):
         if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):

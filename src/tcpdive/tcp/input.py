@@ -55,6 +55,8 @@ from .output import (
     tcp_transmit_skb,
     tcp_tso_segs,
 )
+from .pacing import tcp_pacing_check
+from .rate import RateSample, tcp_rate_gen, tcp_rate_skb_delivered
 from .recovery import (
     TCP_RACK_LOSS_DETECTION,
     TCP_RACK_RECOVERY_THRESH,
@@ -66,8 +68,6 @@ from .recovery import (
     tcp_schedule_loss_probe,
     tcp_tsorted_del,
 )
-from .pacing import tcp_pacing_check
-from .rate import RateSample, tcp_rate_gen, tcp_rate_skb_delivered
 from .rtt import FLAG_ACK_MAYBE_DELAYED, tcp_ack_update_rtt
 from .sock import (
     ICSK_ACK_NOW,

@@ -39,14 +39,14 @@ from .md5 import (
     tcp_v4_md5_lookup,
 )
 from .metrics import __sk_dst_check, sk_dst_set, tcp_init_cwnd, tcp_mss_clamp
+from .pacing import tcp_pacing_check, tcp_update_skb_after_send
+from .rate import tcp_rate_skb_sent
 from .recovery import (
     tcp_schedule_loss_probe,
     tcp_tsorted_add,
     tcp_tsorted_del,
     tcp_tsorted_insert_after,
 )
-from .pacing import tcp_pacing_check, tcp_update_skb_after_send
-from .rate import tcp_rate_skb_sent
 from .rtt import tcp_rto_min_us
 from .sock import (
     GSO_LEGACY_MAX_SIZE,

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from .. import errors as E
 from ..errors import oserror
 from . import sock as S
-from .rate import tcp_compute_delivery_rate
 from .fastopen import (
     TFO_SOCKOPTS,
     do_tcp_fastopen_getsockopt,
     do_tcp_fastopen_setsockopt,
     tcp_fastopen_info,
 )
+from .rate import tcp_compute_delivery_rate
 
 if TYPE_CHECKING:
     from ..socket import Socket

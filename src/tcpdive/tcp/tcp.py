@@ -13,7 +13,6 @@ from ..errors import EAGAIN, ECONNRESET, EINVAL, ENOTCONN, EPIPE, oserror
 from ..packet.tcp import ACK, FIN, PSH
 from ..skb import SKB
 from . import sock as S
-from .rate import tcp_rate_check_app_limited
 from .minisocks import RequestSock, inet_csk_reqsk_queue_drop, tcp_time_wait
 from .output import (
     __sk_stream_memory_free,
@@ -31,6 +30,7 @@ from .output import (
     tcp_write_xmit,
     tcp_xmit_size_goal,
 )
+from .rate import tcp_rate_check_app_limited
 from .sock import TcpSock, sk_add_waiter, sk_wake  # noqa: F401  (re-exported)
 from .timer import inet_csk_reset_keepalive_timer
 

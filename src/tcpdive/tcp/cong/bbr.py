@@ -32,11 +32,11 @@ from ..sock import (
     SK_PACING_NEEDED,
     SK_PACING_NONE,
     SK_PACING_SHIFT,
+    TCP_INFINITE_SSTHRESH,
+    TCP_INIT_CWND,
     TCP_CA_Loss,
     TCP_CA_Open,
     TCP_CA_Recovery,
-    TCP_INFINITE_SSTHRESH,
-    TCP_INIT_CWND,
 )
 from . import CA_EVENT_TX_START, TcpCongestionOps, tcp_register_congestion_control
 

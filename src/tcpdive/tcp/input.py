@@ -822,6 +822,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
     now = sk.tcp_mstamp
     sack = sk.sack_ok
     ts = sk.tsorted
+    rate_skb = None
     while q:
         skb = q[0]
         if skb.end_seq > snd_una:
@@ -852,8 +853,8 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
             sk.lost_out -= 1
         sk.packets_out -= 1
         acked += 1
-        if rs is not None and skb.tx_delivered_mstamp:
-            tcp_rate_skb_delivered(sk, skb, rs)
+        if skb.tx_delivered_mstamp and (rate_skb is None or skb.tstamp >= rate_skb.tstamp):
+            rate_skb = skb              # the most recently sent: the one tcp_rate_skb_delivered keeps
         if skb.flags & SYN:
             flag |= FLAG_SYN_ACKED
             sk.retrans_stamp = 0          # tcp_clean_rtx_queue: the SYN's timeout clock stops
@@ -862,6 +863,10 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
         sk.sk_wmem_queued -= len(skb.data)
     if sk.sk_wmem_queued < 0:
         sk.sk_wmem_queued = 0
+    if rate_skb is not None and rs is not None:
+        # tcp_rate_skb_delivered per acked skb keeps the latest-sent one (queue order breaks
+        # send-time ties by end_seq): calling it once for that skb leaves the same sample
+        tcp_rate_skb_delivered(sk, rate_skb, rs)
     if q and q[0].sacked & TCPCB_SACKED_ACKED:
         flag |= FLAG_SACK_RENEGING
     # first_ackt = tcp_skb_timestamp_us(skb): a segment sent at t=0 is a valid sample. Karn

@@ -451,7 +451,7 @@ def test_vector_fields_before_a_bad_one_are_kept(s: Sysctl) -> None:
     ("ip_local_reserved_ports", "-80", EINVAL),
     ("ip_local_reserved_ports", "80 443", EINVAL),
     # strings
-    ("tcp_congestion_control", "bbr", ENOENT),
+    ("tcp_congestion_control", "vegas", ENOENT),
     ("tcp_congestion_control", "CUBIC", ENOENT),
     ("tcp_congestion_control", "", ENOENT),
     ("tcp_allowed_congestion_control", "reno bbr", ENOENT),
@@ -475,7 +475,7 @@ def test_error_messages_are_the_ones_procps_prints(s: Sysctl) -> None:
     cases = [
         ("net.ipv4.tcp_tw_reuse", "3", EINVAL,
          'sysctl: setting key "net.ipv4.tcp_tw_reuse": Invalid argument'),
-        ("net.ipv4.tcp_congestion_control", "bbr", ENOENT,
+        ("net.ipv4.tcp_congestion_control", "vegas", ENOENT,
          'sysctl: setting key "net.ipv4.tcp_congestion_control": No such file or directory'),
         ("net.ipv4.tcp_available_congestion_control", "reno", EPERM,
          'sysctl: setting key "net.ipv4.tcp_available_congestion_control": '

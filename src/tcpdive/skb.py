@@ -24,7 +24,9 @@ class SKB:
     __slots__ = ("seq", "end_seq", "ack_seq", "flags", "data", "window", "tstamp", "first_tx",
                  "sacked", "retrans", "opts", "saddr", "daddr", "sport", "dport", "path",
                  "tos", "ttl", "doff", "raw", "urg_ptr", "eor", "delivered", "tx_app_limited",
-                 "tx_seq", "gso_size", "gso_segs")
+                 "tx_seq", "gso_size", "gso_segs",
+                 # tcp_skb_cb.tx (tcp_rate_skb_sent): delivery state when last sent
+                 "tx_first_tx_mstamp", "tx_delivered_mstamp")
 
     def __init__(self, seq: int, end_seq: int, flags: int, data: bytes = b"") -> None:
         self.seq = seq
@@ -36,6 +38,7 @@ class SKB:
         self.tstamp = 0
         self.path = None
         self.gso_size = 0
+        self.tx_delivered_mstamp = 0
 
     @property
     def len(self) -> int:

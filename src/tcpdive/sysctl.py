@@ -27,6 +27,9 @@ ULONG_MAX = (1 << 64) - 1
 #: Congestion-control modules registered on this host, in registration order (reno is built in
 #: first by tcp_init, then cubic): what tcp_available_congestion_control shows.
 AVAILABLE_CONGESTION_CONTROL = ("reno", "cubic")
+#: Modules that setting net.ipv4.tcp_congestion_control loads on demand (request_module
+#: "tcp_NAME"); once loaded they are listed in tcp_available_congestion_control too.
+LOADABLE_CONGESTION_CONTROL = ("bbr",)
 
 # A nominal 8 GiB host: nr_free_buffer_pages() = nr_kernel_pages = 2**21 pages of 4 KiB. Linux
 # sizes these defaults from RAM at boot; a fixed host keeps runs reproducible.
@@ -270,7 +273,7 @@ class _CaName(_Kind):
 
     def parse(self, text: str, cur: Any) -> str:
         name = _dostring(text, 16)                    # TCP_CA_NAME_MAX
-        if name not in AVAILABLE_CONGESTION_CONTROL:
+        if name not in AVAILABLE_CONGESTION_CONTROL + LOADABLE_CONGESTION_CONTROL:
             raise _WriteError(errno.ENOENT)
         return name
 
@@ -365,9 +368,13 @@ def _check_prot_sock(s: Sysctl, pports: int) -> None:
 
 def _allow_default_ca(s: Sysctl, name: str) -> None:
     """tcp_set_default_congestion_control: the default algorithm is always allowed."""
+    available = s.tcp_available_congestion_control.split()
+    if name not in available:                     # the module was loaded for it
+        available.append(name)
+        s.tcp_available_congestion_control = " ".join(available)
     allowed = s.tcp_allowed_congestion_control.split()
     s.tcp_allowed_congestion_control = " ".join(
-        ca for ca in AVAILABLE_CONGESTION_CONTROL if ca in allowed or ca == name)
+        ca for ca in available if ca in allowed or ca == name)
 
 
 # ---------------------------------------------------------------------------------------------

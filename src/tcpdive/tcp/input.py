@@ -55,6 +55,8 @@ from .output import (
     tcp_transmit_skb,
     tcp_tso_segs,
 )
+from .pacing import tcp_pacing_check
+from .rate import RateSample, tcp_rate_gen, tcp_rate_skb_delivered
 from .recovery import (
     TCP_RACK_LOSS_DETECTION,
     TCP_RACK_RECOVERY_THRESH,
@@ -545,9 +547,10 @@ def tcp_ack_update_window(sk: TcpSock, skb: SKB, ack: int, ack_seq: int) -> int:
 class SackState:
     """``struct tcp_sacktag_state``: what one ACK's SACK/ACK processing found."""
 
-    __slots__ = ("flag", "reord", "first_sackt", "last_sackt", "sack_delivered")
+    __slots__ = ("flag", "reord", "first_sackt", "last_sackt", "sack_delivered", "rate")
 
-    def __init__(self, reord: int) -> None:
+    def __init__(self, reord: int, rate: RateSample | None = None) -> None:
+        self.rate = rate
         self.flag = 0
         self.reord = reord
         self.first_sackt = 0
@@ -691,6 +694,8 @@ def tcp_sacktag_one(sk: TcpSock, st: SackState, skb: SKB, dup_sack: bool) -> Non
         sacked &= ~TCPCB_SACKED_RETRANS
         sk.retrans_out -= 1
     skb.sacked = sacked
+    if st.rate is not None:
+        tcp_rate_skb_delivered(sk, skb, st.rate)     # from tcp_sacktag_walk
 
 
 def tcp_match_skb_to_sack(sk: TcpSock, skb: SKB, start: int, end: int) -> bool:
@@ -802,7 +807,8 @@ def tcp_sacktag_write_queue(sk: TcpSock, ack: int, prior_snd_una: int, st: SackS
 
 
 def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
-                        st: SackState) -> tuple[int, int, int, int, int]:
+                        st: SackState, rs: RateSample | None = None,
+                        ) -> tuple[int, int, int, int, int]:
     """Free acked segments; RTT sample by Karn's rule, else from SACKs (``tcp_clean_rtx_queue``).
 
     Returns (flag, packets acked, seq_rtt, sack_rtt, ca_rtt), the samples in us or -1.
@@ -816,6 +822,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
     now = sk.tcp_mstamp
     sack = sk.sack_ok
     ts = sk.tsorted
+    rate_skb = None
     while q:
         skb = q[0]
         if skb.end_seq > snd_una:
@@ -846,6 +853,8 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
             sk.lost_out -= 1
         sk.packets_out -= 1
         acked += 1
+        if skb.tx_delivered_mstamp and (rate_skb is None or skb.tstamp >= rate_skb.tstamp):
+            rate_skb = skb              # the most recently sent: the one tcp_rate_skb_delivered keeps
         if skb.flags & SYN:
             flag |= FLAG_SYN_ACKED
             sk.retrans_stamp = 0          # tcp_clean_rtx_queue: the SYN's timeout clock stops
@@ -854,6 +863,10 @@ def tcp_clean_rtx_queue(sk: TcpSock, prior_fack: int, prior_snd_una: int,
         sk.sk_wmem_queued -= len(skb.data)
     if sk.sk_wmem_queued < 0:
         sk.sk_wmem_queued = 0
+    if rate_skb is not None and rs is not None:
+        # tcp_rate_skb_delivered per acked skb keeps the latest-sent one (queue order breaks
+        # send-time ties by end_seq): calling it once for that skb leaves the same sample
+        tcp_rate_skb_delivered(sk, rate_skb, rs)
     if q and q[0].sacked & TCPCB_SACKED_ACKED:
         flag |= FLAG_SACK_RENEGING
     # first_ackt = tcp_skb_timestamp_us(skb): a segment sent at t=0 is a valid sample. Karn
@@ -953,8 +966,10 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
     delivered = sk.delivered
     lost = sk.lost
     num_dupack = 0
+    # tcp_ack's on-stack struct rate_sample; prior_in_flight before this ACK
+    rs = RateSample(sk.tcp_packets_in_flight())
     # only SACK processing writes the tag state; without blocks a shared empty one is read
-    st = SackState(sk.snd_nxt) if sk.rx_opt_sack else _NO_SACK_STATE
+    st = SackState(sk.snd_nxt, rs) if sk.rx_opt_sack else _NO_SACK_STATE
     if ack < prior_snd_una:
         # RFC 5961 5.2: not older than what we sent and the peer could still be acking
         if ack < prior_snd_una - min(sk.max_window, sk.bytes_acked):
@@ -1016,7 +1031,7 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
     prior_delivered = delivered
     prior_sacked = sk.sacked_out
     cflag, acked, seq_rtt, sack_rtt, ca_rtt = tcp_clean_rtx_queue(sk, prior_fack, prior_snd_una,
-                                                                   st)
+                                                                   st, rs)
     flag |= cflag
     if (seq_rtt >= 0 and acked == 1 and sk.sack_ok and not prior_sacked
             and (not sk.rtx_queue or sk.rtx_queue[0].seq >= sk.snd_una)
@@ -1026,9 +1041,8 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
         # tcp_clean_rtx_queue: one lone runt, fully acked, no SACK or CE, and nothing else
         # delivered since it was sent (rs->prior_delivered + 1 == delivered): maybe delayed
         flag |= FLAG_ACK_MAYBE_DELAYED
-    if sk.delivered != delivered:
-        sk.delivered_mstamp = now             # tcp_rate_gen
     ca_rtt = tcp_ack_update_rtt(sk, seq_rtt, sack_rtt, ca_rtt, bool(flag & FLAG_ACKED), flag)
+    rs.rtt_us = ca_rtt                        # RTT of the last (S)ACKed packet, or -1
     if flag & FLAG_ACKED and sk.ca is not None:
         sk.ca.pkts_acked(sk, acked, ca_rtt)
     tcp_rack_update_reo_wnd(sk, prior_delivered)
@@ -1044,7 +1058,9 @@ def tcp_ack(sk: TcpSock, skb: SKB, flag: int) -> int:
     acked_sacked = sk.delivered - delivered
     if flag & FLAG_ECE:
         sk.delivered_ce += acked_sacked          # tcp_count_delivered(..., ece_ack)
-    tcp_cong_control(sk, ack, acked_sacked, sk.lost - lost, flag)
+    rs.is_ack_delayed = bool(flag & FLAG_ACK_MAYBE_DELAYED)
+    tcp_rate_gen(sk, acked_sacked, sk.lost - lost, sk.is_sack_reneg, rs)
+    tcp_cong_control(sk, ack, acked_sacked, flag, rs)
     tcp_xmit_recovery(sk, rexmit)
     tp = net.trace.tcp_probe
     if tp.subs:
@@ -1120,14 +1136,21 @@ def tcp_update_pacing_rate(sk: TcpSock) -> None:
     srtt = sk.srtt_us
     if srtt:
         rate //= srtt
-    sk.sk_pacing_rate = rate if rate < S.SK_MAX_PACING_RATE else S.SK_MAX_PACING_RATE
+    cap = sk.sk_max_pacing_rate
+    sk.sk_pacing_rate = rate if rate < cap else cap
 
 
-def tcp_cong_control(sk: TcpSock, ack: int, acked_sacked: int, losses: int, flag: int) -> None:
-    """PRR while reducing, else the algorithm's cong_avoid; then the pacing rate
+def tcp_cong_control(sk: TcpSock, ack: int, acked_sacked: int, flag: int,
+                     rs: RateSample) -> None:
+    """An algorithm with its own ``cong_control`` (BBR) sets cwnd and pacing from the rate
+    sample; else PRR while reducing, else the algorithm's cong_avoid; then the pacing rate
     (``tcp_cong_control``)."""
+    ca = sk.ca
+    if ca is not None and ca.cong_control is not None:
+        ca.cong_control(sk, ack, flag, rs)
+        return
     if tcp_in_cwnd_reduction(sk):
-        tcp_cwnd_reduction(sk, acked_sacked, losses, flag)
+        tcp_cwnd_reduction(sk, acked_sacked, rs.losses, flag)
     elif tcp_may_raise_cwnd(sk, flag):
         if sk.ca is not None and acked_sacked > 0:
             sk.ca.cong_avoid(sk, ack, acked_sacked)
@@ -1259,6 +1282,8 @@ def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
         # its tail right after it, or collapse the next ones into it
         i += 1
         skb = q[i]
+        if sk.sk_pacing_status and tcp_pacing_check(sk, net.clock.now_us()):
+            break
         segs = sk.snd_cwnd - sk.tcp_packets_in_flight()
         if segs <= 0:
             break
@@ -2147,7 +2172,8 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SKB) -> int:
 
                 tcp_mtup_init(sk)
             tcp_init_buffer_space(sk)
-        tcp_update_pacing_rate(sk)
+        if sk.ca is None or sk.ca.cong_control is None:
+            tcp_update_pacing_rate(sk)
         sk.lsndtime = net.clock.now_us()
         tcp_fast_path_check(sk)
         if sk.keepopen:

@@ -46,6 +46,18 @@ class Minmax:
             self.t2, self.v2 = t, meas
         return self.v0
 
+    def running_max(self, win: int, t: int, meas: int) -> int:
+        """``minmax_running_max``: add (t, meas) and return the maximum over the last ``win``
+        (BBR's bandwidth filter, windowed in round trips)."""
+        if meas >= self.v0 or t - self.t2 > win:
+            return self.reset(t, meas)
+        if meas >= self.v1:
+            self.t1 = self.t2 = t
+            self.v1 = self.v2 = meas
+        elif meas >= self.v2:
+            self.t2, self.v2 = t, meas
+        return self._subwin_update(win, t, meas)
+
     def running_min(self, win: int, t: int, meas: int) -> int:
         """``minmax_running_min``: add (t, meas) and return the minimum over the last ``win``."""
         if meas <= self.v0 or t - self.t2 > win:

@@ -39,6 +39,8 @@ from .md5 import (
     tcp_v4_md5_lookup,
 )
 from .metrics import __sk_dst_check, sk_dst_set, tcp_init_cwnd, tcp_mss_clamp
+from .pacing import tcp_pacing_check, tcp_update_skb_after_send
+from .rate import tcp_rate_skb_sent
 from .recovery import (
     tcp_schedule_loss_probe,
     tcp_tsorted_add,
@@ -409,7 +411,14 @@ def tcp_transmit_skb(sk: TcpSock, skb: SKB, rcv_nxt: int | None = None,
     skb.tx_seq = sk.tx_count
     err = net.ip_output(sk.saddr, sk.daddr, IPPROTO_TCP, seg, sk.tos, sk.ttl or None,
                         ip_summed=summed)
-    return tcp_xmit_err(sk, err) if err else 0
+    if err:
+        return tcp_xmit_err(sk, err)
+    if skb.data or flags & (SYN | FIN):
+        # a queued skb (Linux's cloned oskb; a bare ACK or RST is neither paced nor sampled)
+        if sk.sk_pacing_status:
+            tcp_update_skb_after_send(sk, len(skb.data), now)
+        tcp_rate_skb_sent(sk, skb)
+    return 0
 
 
 def tcp_transmit_gso(sk: TcpSock, skbs: list[SKB], mss_now: int, psh: bool,
@@ -787,6 +796,8 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
             q = sk.write_queue
     while q:
         skb = q[0]
+        if not burst and sk.sk_pacing_status and tcp_pacing_check(sk, now):
+            break                                # internal pacing: the next skb is not due
         # only packets_out moves in this loop: while fewer skbs than the last quota went out
         # since tcp_cwnd_test, cwnd still has room and the test need not run again
         if not burst or quota_left <= 0:
@@ -839,6 +850,9 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
             skb.tstamp = now
             sk.tx_count += 1
             skb.tx_seq = sk.tx_count
+            if sk.sk_pacing_status:
+                tcp_update_skb_after_send(sk, n, now)
+            tcp_rate_skb_sent(sk, skb)
             gso.append(skb)
             gso_bytes += n
         elif tcp_transmit_skb(sk, skb, gso_last=multi and not burst):
@@ -1442,6 +1456,9 @@ def __tcp_retransmit_skb(sk: TcpSock, skb: SKB, segs: int = 1, idx: int = -1) ->
             s.tstamp = now
             sk.tx_count += 1
             s.tx_seq = sk.tx_count
+            if sk.sk_pacing_status:
+                tcp_update_skb_after_send(sk, len(s.data), now)
+            tcp_rate_skb_sent(sk, s)
         err = tcp_transmit_gso(sk, run, cur_mss, True, rtx=True)
     else:
         last = run[-1]

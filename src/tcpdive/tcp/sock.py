@@ -88,6 +88,10 @@ TCP_MAX_REORDERING = 300
 SK_MAX_PACING_RATE = (1 << 64) - 1    # ~0UL: sk_max_pacing_rate's default
 GSO_LEGACY_MAX_SIZE = 65536           # sk_gso_max_size of a device without big TCP
 SK_PACING_SHIFT = 10                   # sk_pacing_shift: ~1 ms of pacing rate per TSO skb
+# sk_pacing_status (enum sk_pacing): NEEDED asks TCP to pace itself (no fq qdisc here)
+SK_PACING_NONE = 0
+SK_PACING_NEEDED = 1
+SK_PACING_FQ = 2
 
 # icsk_pending: which transmit-side timer is armed (inet_connection_sock.h)
 ICSK_TIME_RETRANS = 1
@@ -180,8 +184,12 @@ class TcpSock:
         "rack_last_delivered", "rack_reo_wnd_persist", "tlp_retrans", "recv_sack_cache",
         "reord_seen", "dsack_dups", "snd_cwnd_used", "is_sack_reneg", "cwnd_usage_seq",
         "highest_sack_seq", "lost", "dsack_seen_flag", "tx_count",
-        # pacing / TSO sizing (sk_pacing_rate, read by tcp_tso_autosize)
-        "sk_pacing_rate",
+        # pacing / TSO sizing (sk_pacing_rate, read by tcp_tso_autosize); internal pacing
+        # (sk_pacing_status, tcp_wstamp_ns, the pacing hrtimer, made lazily) and SO_MAX_PACING_RATE
+        "sk_pacing_rate", "sk_pacing_status", "sk_max_pacing_rate", "tcp_wstamp_ns",
+        "pacing_timer",
+        # delivery-rate sampling (tcp_rate.c): send phase start and the last reported sample
+        "first_tx_mstamp", "rate_delivered", "rate_interval_us", "rate_app_limited",
         # Linux skb layout of the send queues (tcp_lskb in output.py), SOCK_NOSPACE
         "lskb", "sock_nospace",
         # TCP_MD5SIG keys (tcp/md5.py), None until the first key
@@ -304,6 +312,13 @@ class TcpSock:
         self.rtt_min = None           # min-RTT filter: None, a lone sample's jiffy, or a Minmax
         self.delivered_mstamp = 0     # us of the last ACK that delivered data (tcp_rate_gen)
         self.sk_pacing_rate = SK_MAX_PACING_RATE  # sock_init_data: ~0UL until a rate is set
+        self.sk_max_pacing_rate = SK_MAX_PACING_RATE
+        self.sk_pacing_status = SK_PACING_NONE
+        self.tcp_wstamp_ns = 0        # earliest departure time of the next skb (ns)
+        self.pacing_timer = None      # KTimer, made when pacing first holds a packet back
+        self.first_tx_mstamp = 0
+        self.rate_delivered = self.rate_interval_us = 0
+        self.rate_app_limited = False
         self.lskb = None
         self.sock_nospace = False
         self.md5sig_info = None
@@ -328,7 +343,7 @@ class TcpSock:
         self.max_packets_out = 0
         self.delivered = 0
         self.delivered_ce = 0       # delivered while the ACK echoed ECE (tcpi_delivered_ce)
-        self.app_limited = 0
+        self.app_limited = 0xFFFFFFFF   # tcp_init_sock: ~0U, app-limited until the first sample
         self.prr_delivered = self.prr_out = 0
         self.dupacks = 0
         self.frto = False

@@ -15,6 +15,7 @@ from .fastopen import (
     do_tcp_fastopen_setsockopt,
     tcp_fastopen_info,
 )
+from .rate import tcp_compute_delivery_rate
 
 if TYPE_CHECKING:
     from ..socket import Socket
@@ -140,6 +141,11 @@ def tcp_get_info(sk) -> TcpInfo:
     info.tcpi_data_segs_out = sk.data_segs_out
     info.tcpi_delivered = sk.delivered
     info.tcpi_delivered_ce = sk.delivered_ce
+    info.tcpi_pacing_rate = sk.sk_pacing_rate
+    info.tcpi_max_pacing_rate = sk.sk_max_pacing_rate
+    if sk.rate_app_limited:
+        info.tcpi_app_limited_flags |= 1               # tcpi_delivery_rate_app_limited:1
+    info.tcpi_delivery_rate = tcp_compute_delivery_rate(sk)
     info.tcpi_bytes_sent = sk.bytes_sent
     info.tcpi_bytes_retrans = sk.bytes_retrans
     info.tcpi_snd_wnd = sk.snd_wnd
@@ -149,6 +155,14 @@ def tcp_get_info(sk) -> TcpInfo:
     info.tcpi_reord_seen = sk.reord_seen
     tcp_get_info_chrono_stats(sk, info)
     return info
+
+
+def tcp_get_cc_info(sk) -> dict[str, int] | None:
+    """The congestion-control info INET_DIAG and TCP_CC_INFO report (``ca_ops->get_info``):
+    for BBR ``struct tcp_bbr_info`` (bw in bytes/s, min_rtt in us, gains in 1/256)."""
+    ca = sk.ca
+    get_info = getattr(ca, "get_info", None) if ca is not None else None
+    return get_info(sk) if get_info is not None else None
 
 
 def tcp_get_info_chrono_stats(sk, info: TcpInfo) -> None:
@@ -222,6 +236,17 @@ def do_setsockopt(s: Socket, level: int, optname: int, value) -> None:
                 sk.userlocks |= 2
         elif optname == 18:                                      # SO_RCVLOWAT
             sk.sk_rcvlowat = max(v, 1)
+        elif optname == 47:                                      # SO_MAX_PACING_RATE
+            from .pacing import sk_set_max_pacing_rate
+
+            # a 4-byte value: ~0U means unlimited (~0UL); 8 bytes give the whole u64
+            if isinstance(value, (bytes, bytearray)) and len(value) >= 8:
+                rate = int.from_bytes(value[:8], "little")
+            else:
+                rate = v & 0xFFFFFFFF
+                if rate == 0xFFFFFFFF:
+                    rate = S.SK_MAX_PACING_RATE
+            sk_set_max_pacing_rate(sk, rate)
         elif optname == 10:                                      # SO_OOBINLINE
             if tcp:
                 sk.urginline = bool(v)                           # sock_valbool_flag(URGINLINE)
@@ -392,6 +417,12 @@ def do_getsockopt(s: Socket, level: int, optname: int, buflen: int | None):
         if optname == 13:
             v = _LINGER.pack(int(sk.linger), sk.lingertime // USEC)
             return v if buflen is None else v[:buflen]
+        if optname == 47:                                        # SO_MAX_PACING_RATE
+            rate = sk.sk_max_pacing_rate
+            if buflen is not None and buflen >= 8:
+                return rate.to_bytes(8, "little")
+            return ret(min(rate, 0xFFFFFFFF)) if buflen is None else (
+                min(rate, 0xFFFFFFFF).to_bytes(4, "little")[:buflen])
         table = {
             2: lambda: sk.reuse, 15: lambda: int(sk.reuseport), 9: lambda: int(sk.keepopen),
             7: lambda: sk.sk_sndbuf, 8: lambda: sk.sk_rcvbuf, 3: lambda: s.type,

@@ -30,6 +30,7 @@ from .output import (
     tcp_write_xmit,
     tcp_xmit_size_goal,
 )
+from .rate import tcp_rate_check_app_limited
 from .sock import TcpSock, sk_add_waiter, sk_wake  # noqa: F401  (re-exported)
 from .timer import inet_csk_reset_keepalive_timer
 
@@ -173,6 +174,7 @@ def tcp_sendmsg(sk: TcpSock, data: bytes | memoryview, flags: int = 0) -> int:
         err = sk.sk_err
         sk.sk_err = 0
         raise oserror(err)
+    tcp_rate_check_app_limited(sk)           # is sending application-limited?
     if sk.state not in (S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT) and not (
             sk.tfo is not None and _fastopen.tcp_passive_fastopen(sk)):
         if sk.state in (S.TCP_SYN_SENT, S.TCP_SYN_RECV):

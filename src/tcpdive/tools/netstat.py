@@ -291,9 +291,23 @@ def _g(x: float) -> str:
     return f"{x:g}"
 
 
+_U64_MAX = (1 << 64) - 1
+
+
+def sprint_bw(bw: float) -> str:
+    """ss's ``sprint_bw``: bits per second with a G/M/K suffix (%.1f) or %g."""
+    if bw > 1e9:
+        return f"{bw / 1e9:.1f}G"
+    if bw > 1e6:
+        return f"{bw / 1e6:.1f}M"
+    if bw > 1e3:
+        return f"{bw / 1e3:.1f}K"
+    return _g(bw)
+
+
 def ss_info(sk: TcpSock) -> str:
     """The ``-i`` line from ``tcp_info`` (``tcp_show_info``), a faithful subset."""
-    from ..tcp.sockopt import tcp_get_info
+    from ..tcp.sockopt import tcp_get_cc_info, tcp_get_info
 
     if sk.state == S.TCP_LISTEN:
         return f"{sk.congestion_name or 'cubic'} cwnd:{sk.snd_cwnd}"
@@ -330,11 +344,29 @@ def ss_info(sk: TcpSock) -> str:
                     ("data_segs_in", i.tcpi_data_segs_in)):
         if v:
             parts.append(f"{name}:{v}")
+    cc = tcp_get_cc_info(sk)
+    if cc is not None and "bbr_bw_lo" in cc:
+        bw = (cc["bbr_bw_hi"] << 32) | cc["bbr_bw_lo"]
+        bbr = f"bbr:(bw:{sprint_bw(bw * 8.0)}bps,mrtt:{_g(cc['bbr_min_rtt'] / 1000)}"
+        if cc["bbr_pacing_gain"]:
+            bbr += f",pacing_gain:{_g(cc['bbr_pacing_gain'] / 256)}"
+        if cc["bbr_cwnd_gain"]:
+            bbr += f",cwnd_gain:{_g(cc['bbr_cwnd_gain'] / 256)}"
+        parts.append(bbr + ")")
     parts.append(f"lastsnd:{i.tcpi_last_data_sent}")
     parts.append(f"lastrcv:{i.tcpi_last_data_recv}")
     parts.append(f"lastack:{i.tcpi_last_ack_recv}")
+    if i.tcpi_pacing_rate and i.tcpi_pacing_rate != _U64_MAX:
+        pr = f"pacing_rate {sprint_bw(i.tcpi_pacing_rate * 8.0)}bps"
+        if i.tcpi_max_pacing_rate and i.tcpi_max_pacing_rate != _U64_MAX:
+            pr += f"/{sprint_bw(i.tcpi_max_pacing_rate * 8.0)}bps"
+        parts.append(pr)
+    if i.tcpi_delivery_rate:
+        parts.append(f"delivery_rate {sprint_bw(i.tcpi_delivery_rate * 8.0)}bps")
     if i.tcpi_delivered:
         parts.append(f"delivered:{i.tcpi_delivered}")
+    if i.tcpi_app_limited_flags & 1:
+        parts.append("app_limited")
     if i.tcpi_unacked:
         parts.append(f"unacked:{i.tcpi_unacked}")
     if i.tcpi_retrans or i.tcpi_total_retrans:

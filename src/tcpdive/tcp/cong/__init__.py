@@ -20,6 +20,9 @@ class TcpCongestionOps:
     """Base algorithm: subclasses override what Linux's ops table would fill in."""
 
     name = "base"
+    #: ``.cong_control(sk, ack, flag, rs)``: when set, tcp_cong_control hands cwnd and pacing
+    #: to it with the ACK's rate sample instead of PRR / cong_avoid (BBR)
+    cong_control = None
 
     def init(self, sk: TcpSock) -> None:
         """Per-socket setup (``.init``)."""
@@ -70,7 +73,7 @@ def available() -> list[str]:
 
 def _load_builtin() -> None:
     if "reno" not in _REGISTRY:
-        from . import cubic, reno  # noqa: F401
+        from . import bbr, cubic, reno  # noqa: F401
 
 
 def tcp_init_congestion_control(sk: TcpSock) -> None:

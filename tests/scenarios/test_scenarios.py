@@ -9,7 +9,8 @@ from tcpdive.scenarios import Options, load_all
 REG = load_all()
 EXPECTED = ["handshake", "receive-path", "client-port-exhaustion", "connection-pool", "server-time-wait",
             "tw-recycle-nat", "tcp-keepalive", "zombie-connection", "http-vs-tcp-keepalive",
-            "load-balancer-idle-timeout", "retransmission", "orphan-retries", "pmtu-blackhole"]
+            "load-balancer-idle-timeout", "retransmission", "orphan-retries", "pmtu-blackhole",
+            "bufferbloat"]
 _CACHE: dict[str, object] = {}
 
 

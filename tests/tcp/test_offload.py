@@ -350,6 +350,31 @@ def test_offload_links_through_a_nat_router_stay_byte_exact():
     assert all(int.from_bytes(p[12:16], "big") == sa for p in seen)
 
 
+def test_offload_links_through_a_plain_router_keep_valid_checksums():
+    """ip_forward used to turn a CHECKSUM_PARTIAL segment into plain bytes with its TCP
+    checksum never filled in: the server counted TcpInCsumErrors and the SYN got no answer."""
+    w = World(seed=4)
+    c, r, s = w.host("c", "10.0.1.1"), w.host("r", "10.0.1.2"), w.host("s", "10.0.2.2")
+    w.link(c, r, delay=0.001, a_addr="10.0.1.1", b_addr="10.0.1.2", offload=True)
+    w.link(r, s, delay=0.001, a_addr="10.0.2.1", b_addr="10.0.2.2", offload=True)
+    r.sysctl.set("net.ipv4.ip_forward", "1")
+    s.replace_route(0, 0, "eth0", gw="10.0.2.1")
+    ls = s.socket()
+    ls.bind(("0.0.0.0", 5001))
+    ls.listen(4)
+    data = random.Random(2).randbytes(300_000)
+    cs = c.socket()
+    cs.connect(("10.0.2.2", 5001))
+    conn, _ = ls.accept()
+    cs.sendall(data)
+    got = bytearray()
+    while len(got) < len(data):
+        got.extend(conn.recv(1 << 20))
+    assert bytes(got) == data
+    assert s.mib.get("TcpInCsumErrors", 0) == 0 and c.mib.get("TcpInCsumErrors", 0) == 0
+    assert r.mib["IpForwDatagrams"] > 200
+
+
 @pytest.mark.parametrize("link", [
     {"rate_bps": 50e6, "queue_limit": 60},             # GSO packets whole, drop-tail per segment
     {"rate_bps": 20e6, "queue_limit_bytes": 40_000},

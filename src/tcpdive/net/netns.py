@@ -650,6 +650,10 @@ class Netns:
                 icmp_send(self, data, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu)
                 self.drop(data, "PKT_TOO_BIG")
                 return
+        if isinstance(data, OffloadPacket):
+            # a checksum left to the device (CHECKSUM_PARTIAL from a local offload sender):
+            # filled in here, as the egress device would; ``bytes(b)`` below drops the mark
+            data = skb_checksum_help(data)
         # decrement TTL and patch the checksum incrementally (ip_decrease_ttl)
         b = bytearray(data)
         b[8] -= 1

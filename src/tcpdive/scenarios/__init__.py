@@ -76,7 +76,8 @@ def scenario(name: str, title: str, article: str) -> Callable[[Callable[[Options
 #: the issue's numbering (1-12, then later additions): the tour runs and reports them in this order
 ORDER = ["handshake", "receive-path", "client-port-exhaustion", "connection-pool", "server-time-wait",
          "tw-recycle-nat", "tcp-keepalive", "zombie-connection", "http-vs-tcp-keepalive",
-         "load-balancer-idle-timeout", "retransmission", "orphan-retries", "pmtu-blackhole"]
+         "load-balancer-idle-timeout", "retransmission", "orphan-retries", "pmtu-blackhole",
+         "bufferbloat"]
 
 
 def load_all() -> dict[str, Scenario]:
@@ -85,7 +86,7 @@ def load_all() -> dict[str, Scenario]:
 
     for mod in ("handshake", "receive_path", "port_exhaustion", "connection_pool", "server_time_wait",
                 "tw_recycle_nat", "keepalive", "zombie", "http_vs_tcp_keepalive", "lb_idle_timeout",
-                "retransmission", "orphan_retries", "pmtu_blackhole"):
+                "retransmission", "orphan_retries", "pmtu_blackhole", "bufferbloat"):
         importlib.import_module(f"{__name__}.{mod}")
     rank = {n: i for i, n in enumerate(ORDER)}
     ordered = sorted(REGISTRY, key=lambda n: rank.get(n, len(ORDER)))

@@ -317,6 +317,10 @@ def ss_info(sk: TcpSock) -> str:
         parts.append("ts")
     if sk.sack_ok:
         parts.append("sack")
+    if i.tcpi_options & 8:                       # TCPI_OPT_ECN, TCPI_OPT_ECN_SEEN
+        parts.append("ecn")
+    if i.tcpi_options & 16:
+        parts.append("ecnseen")
     parts.append(str(sk.congestion_name or "cubic"))
     if sk.wscale_ok:
         parts.append(f"wscale:{sk.snd_wscale},{sk.rcv_wscale}")
@@ -365,6 +369,8 @@ def ss_info(sk: TcpSock) -> str:
         parts.append(f"delivery_rate {sprint_bw(i.tcpi_delivery_rate * 8.0)}bps")
     if i.tcpi_delivered:
         parts.append(f"delivered:{i.tcpi_delivered}")
+    if i.tcpi_delivered_ce:
+        parts.append(f"delivered_ce:{i.tcpi_delivered_ce}")
     if i.tcpi_app_limited_flags & 1:
         parts.append("app_limited")
     if i.tcpi_unacked:

@@ -1,0 +1,362 @@
+"""Fuzz the newer paths: TCP Fast Open, MD5 signatures, urgent data, ECN, ICMP errors and
+PMTU, IP fragments (local and forwarded), and a BBR sender's ACK processing.
+
+Each family throws ``N_PER_FAMILY`` mutated packets (seeded ``random.Random``, so every run
+is the same; virtual time advances 1 ms every 1000 packets, so it is bounded too) at the
+sockets of one world, straight into ``netif_receive`` as tests/tcp/test_fuzz.py does. No
+exception may escape the stack; afterwards the live connection of each world must still carry
+data byte-exact both ways and the drop counters (Linux's names) must have moved.
+
+Sockets that are allowed to break are driven from a peer that does not exist (``FAKE``): the
+test plays the peer by injecting segments, the victim's replies die at the client host
+(IpInAddrErrors). The live connection between the two real hosts is *protected*: a mutated
+packet that would reach it with a valid checksum and carry bytes that differ from the stream's
+own future bytes, or SYN/RST/FIN, gets its TCP checksum broken (a valid segment may
+legitimately inject data; that is not a stack bug).
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+from tcpdive.packet.checksum import csum_partial, ip_fast_csum, tcp_v4_check
+from tcpdive.packet.ipv4 import int2ip, ip2int, ip_build, ip_parse
+from tcpdive.packet.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, tcp_build
+from tcpdive.sim.world import World
+from tcpdive.socket import SO_OOBINLINE, SOL_SOCKET
+from tcpdive.tcp import sock as S
+from tcpdive.tcp.md5 import MD5_OPTION, TCP_MD5SIG, pack_tcp_md5sig, tcp_md5_fill
+
+from .helpers import Net
+from .test_fuzz import _mutate
+
+N_PER_FAMILY = 25_000          # packets per template family (8 families: 200k packets)
+SOL_TCP = 6
+TCP_CONGESTION = 13
+TCP_FASTOPEN = 23
+CLIENT, SERVER, FAKE = "10.0.0.1", "10.0.0.2", "10.0.0.3"
+TS = struct.pack("!BBBBII", 1, 1, 8, 10, 12345, 0)
+SYN_OPTS = b"\x02\x04\x05\xb4\x04\x02\x08\x0a" + struct.pack("!II", 1, 0) + b"\x01\x03\x03\x07"
+
+
+# ---- packets ------------------------------------------------------------------------------------
+
+def tcp_pkt(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
+            payload: bytes = b"", opts: bytes = b"", urg: int = 0, tos: int = 0, win: int = 502,
+            md5key: bytes | None = None) -> bytes:
+    s, d = ip2int(src), ip2int(dst)
+    if md5key is not None:
+        opts = MD5_OPTION + opts
+    seg = tcp_build(s, d, sport, dport, seq, ack, flags, win, opts, payload, urg)
+    if md5key is not None:
+        seg = tcp_md5_fill(seg, md5key, s, d, 24)
+    return ip_build(s, d, 6, seg, tos=tos)
+
+
+def fix_ip_csum(p: bytearray) -> None:
+    ihl = (p[0] & 15) * 4
+    if len(p) < 20 or ihl < 20 or len(p) < ihl:
+        return
+    p[10:12] = b"\0\0"
+    p[10:12] = ip_fast_csum(bytes(p[:ihl])).to_bytes(2, "big")
+
+
+def fix_l4_csum(p: bytearray) -> None:
+    """Recompute the TCP or ICMP checksum of an unfragmented datagram."""
+    ihl = (p[0] & 15) * 4
+    if ihl < 20 or len(p) < ihl + 4:
+        return
+    if p[9] == 6 and len(p) >= ihl + 18:
+        seg = bytearray(p[ihl:])
+        seg[16:18] = b"\0\0"
+        saddr, daddr = struct.unpack_from("!II", p, 12)
+        p[ihl + 16:ihl + 18] = tcp_v4_check(saddr, daddr, bytes(seg)).to_bytes(2, "big")
+    elif p[9] == 1:
+        p[ihl + 2:ihl + 4] = b"\0\0"
+        p[ihl + 2:ihl + 4] = (~csum_partial(bytes(p[ihl:])) & 0xFFFF).to_bytes(2, "big")
+
+
+def feature_mutate(rng: random.Random, base: bytes) -> bytes:
+    """Mutations aimed at the new paths: urgent pointer, ECN bits, ECE/CWR/URG flags, option
+    bytes of TFO / MD5 / SACK, IP fragment fields. Checksums mostly fixed after."""
+    p = bytearray(base)
+    if len(p) < 20:
+        return base
+    ihl = (p[0] & 15) * 4
+    t = ihl                                        # TCP header
+    k = rng.randrange(7)
+    if k == 0 and len(p) >= t + 20:               # URG with a random urgent pointer
+        p[t + 13] |= URG
+        p[t + 18:t + 20] = rng.choice([0, 1, 2, rng.randrange(2**16), 0xFFFF]).to_bytes(2, "big")
+    elif k == 1:                                  # ECN codepoint in TOS, ECE/CWR in flags
+        p[1] = (p[1] & ~3) | rng.randrange(4)
+        if len(p) >= t + 14:
+            p[t + 13] ^= rng.choice([ECE, CWR, ECE | CWR, 0])
+    elif k == 2 and len(p) >= t + 20:             # an option byte (TFO cookie, MD5, SACK) changed
+        doff = (p[t + 12] >> 4) * 4
+        if doff > 20 and len(p) >= t + doff:
+            i = t + 20 + rng.randrange(doff - 20)
+            p[i] = rng.randrange(256)
+    elif k == 3:                                  # IP fragment fields
+        p[6:8] = (rng.choice([0, 0x2000, 0x4000, 0x6000]) | rng.choice(
+            [0, 1, 2, rng.randrange(0x2000), 0x1FFF])).to_bytes(2, "big")
+    elif k == 4 and len(p) >= t + 20:             # SACK block with random edges replacing options
+        doff = (p[t + 12] >> 4) * 4
+        if doff >= 32 and len(p) >= t + doff:
+            blk = struct.pack("!BBBBII", 1, 1, 5, 10, rng.randrange(2**32), rng.randrange(2**32))
+            p[t + 20:t + 32] = blk
+    elif k == 5 and len(p) >= t + 16:             # window 0 / huge, ack anywhere
+        p[t + 14:t + 16] = rng.choice([0, 1, 0xFFFF]).to_bytes(2, "big")
+        if rng.random() < 0.5:
+            p[t + 8:t + 12] = rng.randrange(2**32).to_bytes(4, "big")
+    else:                                         # payload cut at a random length (tot_len kept honest)
+        p = p[:rng.randrange(ihl, len(p) + 1)]
+        p[2:4] = len(p).to_bytes(2, "big")
+    fix_ip_csum(p)
+    if rng.random() < 0.9:
+        fix_l4_csum(p)
+    return bytes(p)
+
+
+def _generic_ok(p: bytes) -> bool:
+    """test_fuzz's mutator wants a 20-byte IP header and the whole TCP header."""
+    return len(p) >= 40 and p[0] == 0x45 and len(p) >= 20 + (p[32] >> 4) * 4
+
+
+def mutate(rng: random.Random, base: bytes) -> bytes:
+    """Half the generic mutations of test_fuzz, half the feature ones (both in a row sometimes)."""
+    r = rng.random()
+    if r < 0.4 and _generic_ok(base):
+        return _mutate(rng, base)
+    if r < 0.85:
+        return feature_mutate(rng, base)
+    out = feature_mutate(rng, base)
+    return _mutate(rng, out) if _generic_ok(out) else out
+
+
+class Live:
+    """The protected connection: ``future[d]`` is what direction d (0 = client->server) will
+    carry from sequence ``base[d]`` on."""
+
+    def __init__(self, cs, ss, future_c: bytes, future_s: bytes) -> None:
+        self.cs, self.ss = cs, ss
+        self.tuples = {(ip2int(CLIENT), cs.getsockname()[1], ip2int(SERVER), 80): 0,
+                       (ip2int(SERVER), 80, ip2int(CLIENT), cs.getsockname()[1]): 1}
+        self.base = (cs.sk.snd_nxt, ss.sk.snd_nxt)
+        self.future = (future_c, future_s)
+
+    def protect(self, pkt: bytes) -> bytes:
+        """Break the TCP checksum of a packet that would really change the live stream."""
+        if len(pkt) < 20:
+            return pkt
+        ihl = (pkt[0] & 15) * 4
+        if pkt[9] != 6 or ihl < 20 or len(pkt) < ihl + 20:
+            return pkt
+        saddr, daddr = struct.unpack_from("!II", pkt, 12)
+        sport, dport, seq = struct.unpack_from("!HHI", pkt, ihl)
+        d = self.tuples.get((saddr, sport, daddr, dport))
+        if d is None:
+            return pkt
+        doff = (pkt[ihl + 12] >> 4) * 4
+        tot = struct.unpack_from("!H", pkt, 2)[0]
+        payload = pkt[ihl + doff:tot]
+        fl = pkt[ihl + 13]
+        bad = fl & (SYN | RST | FIN)
+        if payload and not bad:
+            off = (seq - self.base[d]) & 0xFFFFFFFF
+            bad = self.future[d][off:off + len(payload)] != payload
+        if not bad:
+            return pkt
+        p = bytearray(pkt)
+        p[ihl + 16] ^= 0x5A
+        return bytes(p)
+
+    def check_stream(self, n) -> None:
+        """Both directions deliver their future bytes exactly."""
+        cs, ss = self.cs, self.ss
+        assert cs.sk.state == S.TCP_ESTABLISHED and ss.sk.state == S.TCP_ESTABLISHED
+        for snd, rcv, data in ((cs, ss, self.future[0]), (ss, cs, self.future[1])):
+            snd.sendall(data)
+            got = bytearray()
+            while len(got) < len(data):
+                chunk = rcv.recv(65536)
+                assert chunk, "EOF on the live stream"
+                got += chunk
+            assert bytes(got) == data
+
+
+class Victim:
+    """A server-side connection with the nonexistent peer FAKE, driven by injected segments."""
+
+    def __init__(self, n, host, dev, ls, sport: int, dport: int = 80, syn_opts: bytes = SYN_OPTS,
+                 md5key: bytes | None = None, ecn: bool = False, complete: bool = True) -> None:
+        self.host, self.dev, self.sport, self.dport = host, dev, sport, dport
+        self.md5key = md5key
+        self.synack = None
+        self.iss = 7_000_000 + sport * 1000
+        host.trace.packet.attach(self._on)
+        fl = SYN | (ECE | CWR if ecn else 0)
+        host.netif_receive(dev, tcp_pkt(FAKE, int2ip(host.primary_addr()), sport, dport, self.iss, 0,
+                                        fl, opts=syn_opts, md5key=md5key))
+        host.trace.packet.detach(self._on)
+        self.snd_nxt = self.iss + 1
+        self.rcv_nxt = (self.synack + 1) if self.synack is not None else 0
+        self.sock = None
+        if complete and self.synack is not None:
+            self.inject(ACK, b"")
+            try:
+                ls.setblocking(False)
+                self.sock, _ = ls.accept()
+            except OSError:
+                self.sock = None
+
+    def _on(self, net, dev, data, direction, now_us) -> None:
+        if direction == "out" and data[9] == 6 and data[16:20] == bytes(map(int, FAKE.split("."))):
+            ihl = (data[0] & 15) * 4
+            if data[ihl + 13] & SYN:
+                self.synack = struct.unpack_from("!I", data, ihl + 4)[0]
+
+    def pkt(self, flags: int, payload: bytes = b"", opts: bytes = TS, urg: int = 0, tos: int = 0,
+            seq: int | None = None, ack: int | None = None, win: int = 502) -> bytes:
+        return tcp_pkt(FAKE, int2ip(self.host.primary_addr()), self.sport, self.dport,
+                       self.snd_nxt if seq is None else seq,
+                       self.rcv_nxt if ack is None else ack, flags, payload, opts, urg, tos, win,
+                       self.md5key)
+
+    def inject(self, flags: int, payload: bytes = b"") -> None:
+        self.host.netif_receive(self.dev, self.pkt(flags, payload))
+        self.snd_nxt += len(payload)
+
+
+def barrage(n, host, dev, rng: random.Random, count: int, make, protect=None,
+            every=None) -> None:
+    """``count`` mutated packets from ``make(rng)`` into ``host``; 1 ms of virtual time every
+    1000 packets; ``every(i)`` is called every 1000 packets to refresh victims."""
+    for i in range(count):
+        pkt = mutate(rng, make(rng))
+        if protect is not None:
+            pkt = protect(pkt)
+        host.netif_receive(dev, pkt)
+        if i % 1000 == 999:
+            n.run_for(0.001)
+            if every is not None:
+                every(i)
+    n.run_for(0.5)
+
+
+def moved(before: dict, after: dict, *names: str) -> None:
+    for name in names:
+        assert after.get(name, 0) > before.get(name, 0), (name, before.get(name, 0))
+
+
+def live_pair(n: Net, ls, seed: int, client_setup=None):
+    cs = n.c.socket()
+    if client_setup is not None:
+        client_setup(cs)
+    cs.connect((SERVER, 80))
+    ss, _ = ls.accept()
+    cs.sendall(b"before")
+    assert ss.recv(100) == b"before"
+    r = random.Random(seed)
+    return Live(cs, ss, r.randbytes(60_000), r.randbytes(30_000))
+
+
+# ---- TCP Fast Open --------------------------------------------------------------------------------
+
+def test_fuzz_fastopen_listener():
+    from .test_fastopen import expected_cookie
+
+    n = Net(delay=0.005, seed=5)
+    n.s.sysctl.set("net.ipv4.tcp_fastopen", 0x603)        # server w/o sockopt, no cookie needed
+    ls = n.listener(80, backlog=64)
+    ls2 = n.s.socket()
+    ls2.bind(("0.0.0.0", 81))
+    ls2.setsockopt(SOL_TCP, TCP_FASTOPEN, 16)
+    ls2.listen(16)
+    live = live_pair(n, ls, 1)
+    dev = n.dev(n.s)
+    cookie = bytes.fromhex(expected_cookie(FAKE, SERVER, n.s.sysctl.tcp_fastopen_key))
+    tfo_opts = [
+        b"\x22\x0a" + cookie,                                    # cookie (kind 34)
+        b"\x22\x02",                                             # cookie request
+        b"\xfe\x0c\xf9\x89" + cookie,                            # experimental, magic 0xF989
+        b"\xfe\x04\xf9\x89",                                     # experimental request
+        b"\x22\x06" + cookie[:4],                                # short cookie
+    ]
+
+    def make(rng):
+        sport = rng.randrange(30000, 30400)
+        opts = b"\x02\x04\x05\xb4" + rng.choice(tfo_opts)
+        if rng.random() < 0.5:
+            opts += b"\x01\x01\x04\x02"
+        payload = rng.randbytes(rng.choice([0, 1, 100, 1400]))
+        return tcp_pkt(FAKE, SERVER, sport, rng.choice([80, 81]), rng.randrange(2**32), 0,
+                       SYN | rng.choice([0, 0, FIN, PSH, URG, ECE | CWR]), payload, opts,
+                       urg=rng.randrange(4))
+
+    def every(i):
+        for lsock in (ls, ls2):                              # accept and close TFO children
+            lsock.setblocking(False)
+            for _ in range(20):
+                try:
+                    c, _ = lsock.accept()
+                except OSError:
+                    break
+                c.setblocking(False)
+                try:
+                    c.recv(65536)
+                except OSError:
+                    pass
+                c.close()
+
+    before = dict(n.s.mib.nstat())
+    barrage(n, n.s, dev, random.Random(101), N_PER_FAMILY, make, live.protect, every)
+    after = dict(n.s.mib.nstat())
+    moved(before, after, "TcpExtTCPFastOpenPassive", "TcpExtTCPFastOpenCookieReqd",
+          "TcpInCsumErrors", "TcpInErrs")
+    live.check_stream(n)
+
+
+# ---- MD5 -------------------------------------------------------------------------------------------
+
+def test_fuzz_md5_listener_and_established():
+    n = Net(delay=0.005, seed=6)
+    ls = n.s.socket()
+    ls.bind(("0.0.0.0", 80))
+    for peer in (CLIENT, FAKE):
+        ls.setsockopt(SOL_TCP, TCP_MD5SIG, pack_tcp_md5sig(peer, b"secret"))
+    ls.listen(64)
+    live = live_pair(n, ls, 2, lambda cs: cs.setsockopt(
+        SOL_TCP, TCP_MD5SIG, pack_tcp_md5sig(SERVER, b"secret")))
+    dev = n.dev(n.s)
+    cport = live.cs.getsockname()[1]
+    victims = [Victim(n, n.s, dev, ls, 41000, md5key=b"secret")]
+    assert victims[0].sock is not None
+    fut = live.future[0]
+
+    def make(rng):
+        r = rng.random()
+        key = rng.choice([b"secret", b"secret", b"wrong", None])
+        if r < 0.3:
+            return tcp_pkt(FAKE, SERVER, rng.randrange(42000, 42100), 80, rng.randrange(2**32), 0,
+                           SYN, opts=SYN_OPTS[:16], md5key=key)
+        if r < 0.6:
+            v = victims[-1]
+            fl = rng.choice([ACK, ACK | PSH, ACK | FIN, RST, ACK | URG])
+            return v.pkt(fl, rng.randbytes(rng.choice([0, 10, 500])), urg=rng.randrange(600))
+        seq = live.base[0] + rng.choice([0, 0, 100, 70000])
+        off = (seq - live.base[0]) & 0xFFFFFFFF
+        pay = fut[off:off + rng.choice([0, 40, 400])]
+        return tcp_pkt(CLIENT, SERVER, cport, 80, seq, live.ss.sk.snd_nxt,
+                       ACK | PSH, pay, TS, md5key=key)
+
+    def every(i):
+        if i % 5000 == 4999:
+            victims.append(Victim(n, n.s, dev, ls, 41000 + i // 1000, md5key=b"secret"))
+
+    before = dict(n.s.mib.nstat())
+    barrage(n, n.s, dev, random.Random(102), N_PER_FAMILY, make, live.protect, every)
+    after = dict(n.s.mib.nstat())
+    moved(before, after, "TcpExtTCPMD5Failure", "TcpExtTCPMD5NotFound", "TcpInCsumErrors")
+    live.check_stream(n)

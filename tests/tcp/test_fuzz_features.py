@@ -205,11 +205,16 @@ class Victim:
         self.sock = None
         if complete and self.synack is not None:
             self.inject(ACK, b"")
-            try:
-                ls.setblocking(False)
-                self.sock, _ = ls.accept()
-            except OSError:
-                self.sock = None
+            ls.setblocking(False)
+            while True:                                  # children of fuzzed SYNs queue too
+                try:
+                    so, peer = ls.accept()
+                except OSError:
+                    break
+                if peer[1] == sport:
+                    self.sock = so
+                    break
+                so.close()
 
     def _on(self, net, dev, data, direction, now_us) -> None:
         if direction == "out" and data[9] == 6 and data[16:20] == bytes(map(int, FAKE.split("."))):
@@ -256,6 +261,8 @@ def live_pair(n: Net, ls, seed: int, client_setup=None):
         client_setup(cs)
     cs.connect((SERVER, 80))
     ss, _ = ls.accept()
+    for so in (cs, ss):             # a fuzzed URG pointer must not pull a byte out of the stream
+        so.setsockopt(SOL_SOCKET, SO_OOBINLINE, 1)
     cs.sendall(b"before")
     assert ss.recv(100) == b"before"
     r = random.Random(seed)
@@ -359,4 +366,138 @@ def test_fuzz_md5_listener_and_established():
     barrage(n, n.s, dev, random.Random(102), N_PER_FAMILY, make, live.protect, every)
     after = dict(n.s.mib.nstat())
     moved(before, after, "TcpExtTCPMD5Failure", "TcpExtTCPMD5NotFound", "TcpInCsumErrors")
+    live.check_stream(n)
+
+
+# ---- sockets in every state, for urgent data and ECN -----------------------------------------------
+
+class Zoo:
+    """Server-side sockets with FAKE in SYN_RECV, ESTABLISHED, CLOSE_WAIT, FIN_WAIT1/2, LAST_ACK,
+    TIME_WAIT; ``refresh`` makes a new set (new ports) and closes the old one."""
+
+    def __init__(self, n, ls, ecn: bool = False) -> None:
+        self.n, self.ls, self.ecn = n, ls, ecn
+        self.dev = n.dev(n.s)
+        self.port = 43000
+        self.victims: list[Victim] = []
+        self.refresh()
+
+    def _new(self, complete: bool = True) -> Victim:
+        self.port += 1
+        v = Victim(self.n, self.n.s, self.dev, self.ls, self.port, ecn=self.ecn, complete=complete)
+        self.victims.append(v)
+        return v
+
+    def refresh(self, _i: int = 0) -> None:
+        for v in self.victims:
+            if v.sock is not None:
+                v.sock.close()
+        self.victims = []
+        self._new(complete=False)                          # SYN_RECV
+        est = self._new()
+        if est.sock is not None:
+            est.sock.setsockopt(SOL_SOCKET, SO_OOBINLINE, self.port & 1)
+        self._new().inject(ACK | FIN)                      # CLOSE_WAIT
+        fw1 = self._new()                                  # FIN_WAIT1
+        if fw1.sock is not None:
+            fw1.sock.close()
+            fw1.sock = None
+        fw2 = self._new()                                  # FIN_WAIT2 (not orphaned)
+        if fw2.sock is not None:
+            fw2.sock.shutdown(1)
+            fw2.rcv_nxt += 1
+            fw2.inject(ACK)
+        la = self._new()                                   # LAST_ACK
+        la.inject(ACK | FIN)
+        la.snd_nxt += 1
+        if la.sock is not None:
+            la.sock.close()
+            la.sock = None
+        tw = self._new()                                   # TIME_WAIT (a timewait sock)
+        if tw.sock is not None:
+            tw.sock.close()
+            tw.sock = None
+            tw.rcv_nxt += 1
+            tw.inject(ACK | FIN)
+            tw.snd_nxt += 1
+
+    def make(self, rng: random.Random, flag_choices, tos_choices=(0,)) -> bytes:
+        v = rng.choice(self.victims)
+        fl = rng.choice(flag_choices)
+        pay = rng.randbytes(rng.choice([0, 0, 1, 5, 300]))
+        seq = v.snd_nxt + rng.choice([0, 0, 0, -1, 1, 3, 70000])
+        return v.pkt(fl, pay, TS if rng.random() < 0.7 else b"", seq=seq,
+                     urg=rng.choice([0, 1, len(pay), len(pay) + 1, rng.randrange(2**16)]),
+                     tos=rng.choice(tos_choices))
+
+
+def _states(host) -> set[int]:
+    return {sk.state for sk in host.tcp_hashinfo.ehash.values() if hasattr(sk, "state")}
+
+
+def test_fuzz_urgent_in_every_state():
+    n = Net(delay=0.005, seed=7)
+    ls = n.listener(80, backlog=64)
+    live = live_pair(n, ls, 3)                             # OOBINLINE: urgent bytes stay inline
+    dev = n.dev(n.s)
+    zoo = Zoo(n, ls)
+    cport = live.cs.getsockname()[1]
+    fut = live.future[0]
+    flags = [ACK | URG, ACK | URG | PSH, ACK | URG | FIN, URG, ACK | URG | FIN | PSH, SYN | URG]
+
+    def make(rng):
+        r = rng.random()
+        if r < 0.15:                                       # at the listener
+            return tcp_pkt(FAKE, SERVER, rng.randrange(50000, 50100), 80, rng.randrange(2**32),
+                           0, SYN | URG, rng.randbytes(rng.choice([0, 3])), SYN_OPTS,
+                           urg=rng.randrange(2**16))
+        if r < 0.35:                                       # the live stream, its own bytes
+            off = rng.choice([0, 0, 1, 100, 2000])
+            pay = fut[off:off + rng.choice([1, 10, 300])]
+            return tcp_pkt(CLIENT, SERVER, cport, 80, live.base[0] + off, live.ss.sk.snd_nxt,
+                           ACK | URG | PSH, pay, TS, urg=rng.choice([0, 1, len(pay), 5000]))
+        return zoo.make(rng, flags)
+
+    assert {S.TCP_NEW_SYN_RECV, S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT, S.TCP_FIN_WAIT1,
+            S.TCP_FIN_WAIT2, S.TCP_LAST_ACK, S.TCP_TIME_WAIT} <= _states(n.s)
+    before = dict(n.s.mib.nstat())
+    barrage(n, n.s, dev, random.Random(103), N_PER_FAMILY, make, live.protect, zoo.refresh)
+    after = dict(n.s.mib.nstat())
+    moved(before, after, "TcpInCsumErrors", "TcpInErrs", "TcpExtTCPACKSkippedSeq")
+    live.check_stream(n)
+
+
+def test_fuzz_ecn_in_every_state():
+    n = Net(delay=0.005, seed=8)
+    n.c.sysctl.set("net.ipv4.tcp_ecn", 1)
+    n.s.sysctl.set("net.ipv4.tcp_ecn", 1)
+    ls = n.listener(80, backlog=64)
+    live = live_pair(n, ls, 4)
+    assert live.cs.sk.ecn_flags and live.ss.sk.ecn_flags
+    dev = n.dev(n.s)
+    zoo = Zoo(n, ls, ecn=True)
+    cport = live.cs.getsockname()[1]
+    fut = live.future[0]
+    flags = [ACK, ACK | ECE, ACK | CWR, ACK | ECE | CWR, ACK | PSH | ECE, ACK | FIN | CWR,
+             SYN | ECE | CWR, SYN | ECE, RST | ECE, ACK | FIN | ECE | CWR]
+
+    def make(rng):
+        r = rng.random()
+        tos = rng.randrange(4)
+        if r < 0.15:
+            return tcp_pkt(FAKE, SERVER, rng.randrange(50000, 50100), 80, rng.randrange(2**32),
+                           0, SYN | rng.choice([0, ECE, CWR, ECE | CWR, ECE | CWR | 0x100 >> 1]),
+                           b"", SYN_OPTS, tos=tos)
+        if r < 0.35:
+            off = rng.choice([0, 0, 1, 100, 2000])
+            pay = fut[off:off + rng.choice([0, 10, 300])]
+            return tcp_pkt(CLIENT, SERVER, cport, 80, live.base[0] + off, live.ss.sk.snd_nxt,
+                           rng.choice(flags[:5]), pay, TS, tos=tos)
+        return zoo.make(rng, flags, (0, 1, 2, 3))
+
+    before = dict(n.s.mib.nstat())
+    barrage(n, n.s, dev, random.Random(104), N_PER_FAMILY, make, live.protect, zoo.refresh)
+    after = dict(n.s.mib.nstat())
+    moved(before, after, "TcpInCsumErrors", "TcpInErrs", "IpExtInCEPkts", "IpExtInECT0Pkts",
+          "IpExtInECT1Pkts")
     live.check_stream(n)

@@ -501,3 +501,140 @@ def test_fuzz_ecn_in_every_state():
     moved(before, after, "TcpInCsumErrors", "TcpInErrs", "IpExtInCEPkts", "IpExtInECT0Pkts",
           "IpExtInECT1Pkts")
     live.check_stream(n)
+
+
+# ---- ICMP errors quoting our segments -----------------------------------------------------------
+
+def icmp_pkt(src: str, dst: str, icmp_type: int, code: int, un: int, quote: bytes) -> bytes:
+    body = struct.pack("!BBHI", icmp_type, code, 0, un & 0xFFFFFFFF) + quote
+    body = body[:2] + (~csum_partial(body) & 0xFFFF).to_bytes(2, "big") + body[4:]
+    return ip_build(ip2int(src), ip2int(dst), 1, body, df=False)
+
+
+def quoted_tcp(src: str, dst: str, sport: int, dport: int, seq: int, ack: int = 0,
+               flags: int = SYN, tail: int = 20) -> bytes:
+    """The start of a datagram we sent: its IP header and ``tail`` bytes of its TCP header."""
+    seg = tcp_build(ip2int(src), ip2int(dst), sport, dport, seq, ack, flags, 64240, SYN_OPTS)
+    return ip_build(ip2int(src), ip2int(dst), 6, seg)[:20 + tail]
+
+
+def icmp_mutate(rng: random.Random, pkt: bytes) -> bytes:
+    """ICMP-aimed damage: type, code, MTU, quote truncated / foreign / odd inner header."""
+    p = bytearray(pkt)
+    k = rng.randrange(8)
+    if k == 0:
+        p[20] = rng.choice([3, 3, 11, 12, 4, 5, rng.randrange(256)])
+        p[21] = rng.randrange(256)
+    elif k == 1:                                     # quote cut anywhere
+        p = p[:rng.randrange(20, len(p) + 1)]
+    elif k == 2:                                     # inner ihl / version / protocol
+        p[28] = rng.randrange(256)
+        if rng.random() < 0.5:
+            p[37] = rng.choice([6, 17, 1, rng.randrange(256)])
+    elif k == 3:                                     # inner addresses / ports / sequence
+        i = rng.choice([40, 44, 48, 49, 50, 52, 53, 54, 55])
+        if i < len(p):
+            p[i] = rng.randrange(256)
+    elif k == 4:                                     # MTU field, rest of header
+        p[24:28] = rng.randrange(2**32).to_bytes(4, "big")
+    elif k == 5:                                     # bit flips, checksums left wrong
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(p))
+            p[i] ^= 1 << rng.randrange(8)
+        return bytes(p)
+    elif k == 6:                                     # outer IP damage
+        p[rng.choice([0, 2, 3, 6, 9])] = rng.randrange(256)
+    # k == 7: as built
+    if k != 6 or rng.random() < 0.5:
+        p[2:4] = len(p).to_bytes(2, "big")
+    fix_ip_csum(p)
+    if rng.random() < 0.9:
+        fix_l4_csum(p)
+    return bytes(p)
+
+
+def test_fuzz_icmp_errors_at_every_kind_of_socket():
+    from tcpdive.socket import MSG_FASTOPEN
+
+    n = Net(delay=0.005, seed=9)
+    n.c.sysctl.set("net.ipv4.tcp_fastopen", 0x5)          # client, data in SYN without a cookie
+    ls = n.listener(80, backlog=64)
+    live = live_pair(n, ls, 5)
+    dev = n.dev(n.c)
+    cport = live.cs.getsockname()[1]
+    cl = n.c.socket()                                     # a listener on the client host
+    cl.bind(("0.0.0.0", 90))
+    cl.listen(16)
+    targets: list[tuple[int, int, int, int]] = []         # (sport, dport, daddr, seq) of our SYNs
+    socks: list = []
+    port = [52000]
+
+    def refresh(_i: int = 0) -> None:
+        for so in socks:
+            so.close()
+        socks.clear()
+        del targets[:]
+        for tfo in (False, True):
+            so = n.c.socket()
+            so.setblocking(False)
+            try:
+                if tfo:
+                    so.sendto(b"tfo-data" * 20, MSG_FASTOPEN, (FAKE, 80))
+                else:
+                    so.connect((FAKE, 80))
+            except OSError:
+                pass
+            socks.append(so)
+            targets.append((so.getsockname()[1], 80, FAKE, so.sk.snd_una))
+        port[0] += 1                                      # a request sock on the client's listener
+        grab: list[int] = []
+
+        def on(net, d, data, direction, now):
+            if direction == "out" and data[9] == 6 and data[33] & SYN:
+                grab.append(struct.unpack_from("!I", data, 24)[0])
+        n.c.trace.packet.attach(on)
+        n.c.netif_receive(dev, tcp_pkt(FAKE, CLIENT, port[0], 90, 5, 0, SYN, opts=SYN_OPTS))
+        n.c.trace.packet.detach(on)
+        if grab:
+            targets.append((90, port[0], FAKE, grab[0]))
+
+    refresh()
+    assert {so.sk.state for so in socks} == {S.TCP_SYN_SENT}
+
+    def make(rng):
+        r = rng.random()
+        if r < 0.35:
+            sport, dport, daddr, seq = rng.choice(targets)
+            seq += rng.choice([0, 0, 0, 1, -1, rng.randrange(2**32)])
+        elif r < 0.7:                                     # the live connection
+            sport, dport, daddr = cport, 80, SERVER
+            seq = live.cs.sk.snd_una + rng.choice([0, 0, -1, 1, 100000])
+        elif r < 0.8:                                     # the client's listener itself
+            sport, dport, daddr, seq = 90, rng.randrange(2**16), FAKE, rng.randrange(2**32)
+        else:                                             # foreign
+            sport, dport, seq = rng.randrange(2**16), rng.randrange(2**16), rng.randrange(2**32)
+            daddr = rng.choice([FAKE, SERVER, "192.0.2.7"])
+        quote = quoted_tcp(CLIENT, daddr, sport, dport, seq, tail=rng.choice([8, 8, 20, 40, 4, 0]))
+        t = rng.random()
+        if t < 0.5:                                       # frag needed with any MTU
+            icmp_type, code, un = 3, 4, rng.choice([0, 68, 552, 576, 1280, 1499,
+                                                    rng.randrange(70001)]) & 0xFFFF
+        elif t < 0.8:
+            icmp_type, code, un = 3, rng.randrange(16), rng.randrange(2**16)
+        else:
+            icmp_type, code, un = 11, rng.randrange(2), 0
+        return icmp_mutate(rng, icmp_pkt(rng.choice([SERVER, "10.0.0.9"]), CLIENT, icmp_type,
+                                         code, un, quote))
+
+    before = dict(n.c.mib.nstat())
+    rng = random.Random(105)
+    for i in range(N_PER_FAMILY):
+        n.c.netif_receive(dev, make(rng))
+        if i % 1000 == 999:
+            n.run_for(0.001)
+            refresh()
+    n.run_for(0.5)
+    after = dict(n.c.mib.nstat())
+    moved(before, after, "IcmpInCsumErrors", "IcmpInErrors", "TcpExtOutOfWindowIcmps",
+          "IcmpInDestUnreachs", "IcmpInTimeExcds", "IpInHdrErrors")
+    live.check_stream(n)

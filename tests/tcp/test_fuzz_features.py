@@ -11,8 +11,10 @@ Sockets that are allowed to break are driven from a peer that does not exist (``
 test plays the peer by injecting segments, the victim's replies die at the client host
 (IpInAddrErrors). The live connection between the two real hosts is *protected*: a mutated
 packet that would reach it with a valid checksum and carry bytes that differ from the stream's
-own future bytes, or SYN/RST/FIN, gets its TCP checksum broken (a valid segment may
-legitimately inject data; that is not a stack bug).
+own future bytes, or SYN/RST/FIN, or a timestamp option (a TSval from the future would wedge
+it by PAWS), gets its TCP checksum broken (a valid segment may legitimately inject data; that
+is not a stack bug). Its ends set SO_OOBINLINE, so a fuzzed urgent pointer cannot take a byte
+out of the stream either.
 """
 
 from __future__ import annotations
@@ -141,8 +143,8 @@ class Live:
 
     def __init__(self, cs, ss, future_c: bytes, future_s: bytes) -> None:
         self.cs, self.ss = cs, ss
-        self.tuples = {(ip2int(CLIENT), cs.getsockname()[1], ip2int(SERVER), 80): 0,
-                       (ip2int(SERVER), 80, ip2int(CLIENT), cs.getsockname()[1]): 1}
+        (ca, cp), (sa, sp) = cs.getsockname(), cs.getpeername()
+        self.tuples = {(ip2int(ca), cp, ip2int(sa), sp): 0, (ip2int(sa), sp, ip2int(ca), cp): 1}
         self.base = (cs.sk.snd_nxt, ss.sk.snd_nxt)
         self.future = (future_c, future_s)
 
@@ -162,7 +164,8 @@ class Live:
         tot = struct.unpack_from("!H", pkt, 2)[0]
         payload = pkt[ihl + doff:tot]
         fl = pkt[ihl + 13]
-        bad = fl & (SYN | RST | FIN)
+        # a timestamp from the future would legitimately wedge it (PAWS), so none gets in
+        bad = fl & (SYN | RST | FIN) or b"\x08\x0a" in pkt[ihl + 20:ihl + doff]
         if payload and not bad:
             off = (seq - self.base[d]) & 0xFFFFFFFF
             bad = self.future[d][off:off + len(payload)] != payload
@@ -255,11 +258,11 @@ def moved(before: dict, after: dict, *names: str) -> None:
         assert after.get(name, 0) > before.get(name, 0), (name, before.get(name, 0))
 
 
-def live_pair(n: Net, ls, seed: int, client_setup=None):
-    cs = n.c.socket()
+def live_pair(n, ls, seed: int, client_setup=None, client=None, server: str = SERVER):
+    cs = (client or n.c).socket()
     if client_setup is not None:
         client_setup(cs)
-    cs.connect((SERVER, 80))
+    cs.connect((server, 80))
     ss, _ = ls.accept()
     for so in (cs, ss):             # a fuzzed URG pointer must not pull a byte out of the stream
         so.setsockopt(SOL_SOCKET, SO_OOBINLINE, 1)
@@ -356,7 +359,7 @@ def test_fuzz_md5_listener_and_established():
         off = (seq - live.base[0]) & 0xFFFFFFFF
         pay = fut[off:off + rng.choice([0, 40, 400])]
         return tcp_pkt(CLIENT, SERVER, cport, 80, seq, live.ss.sk.snd_nxt,
-                       ACK | PSH, pay, TS, md5key=key)
+                       ACK | PSH, pay, md5key=key)
 
     def every(i):
         if i % 5000 == 4999:
@@ -455,7 +458,7 @@ def test_fuzz_urgent_in_every_state():
             off = rng.choice([0, 0, 1, 100, 2000])
             pay = fut[off:off + rng.choice([1, 10, 300])]
             return tcp_pkt(CLIENT, SERVER, cport, 80, live.base[0] + off, live.ss.sk.snd_nxt,
-                           ACK | URG | PSH, pay, TS, urg=rng.choice([0, 1, len(pay), 5000]))
+                           ACK | URG | PSH, pay, urg=rng.choice([0, 1, len(pay), 5000]))
         return zoo.make(rng, flags)
 
     assert {S.TCP_NEW_SYN_RECV, S.TCP_ESTABLISHED, S.TCP_CLOSE_WAIT, S.TCP_FIN_WAIT1,
@@ -492,7 +495,7 @@ def test_fuzz_ecn_in_every_state():
             off = rng.choice([0, 0, 1, 100, 2000])
             pay = fut[off:off + rng.choice([0, 10, 300])]
             return tcp_pkt(CLIENT, SERVER, cport, 80, live.base[0] + off, live.ss.sk.snd_nxt,
-                           rng.choice(flags[:5]), pay, TS, tos=tos)
+                           rng.choice(flags[:5]), pay, tos=tos)
         return zoo.make(rng, flags, (0, 1, 2, 3))
 
     before = dict(n.s.mib.nstat())
@@ -638,3 +641,152 @@ def test_fuzz_icmp_errors_at_every_kind_of_socket():
     moved(before, after, "IcmpInCsumErrors", "IcmpInErrors", "TcpExtOutOfWindowIcmps",
           "IcmpInDestUnreachs", "IcmpInTimeExcds", "IpInHdrErrors")
     live.check_stream(n)
+
+
+# ---- IP fragments, to the host and through a forwarding router --------------------------------------
+
+RC, RR, RS, RSRV = "10.0.1.1", "10.0.1.2", "10.0.2.1", "10.0.2.2"
+
+
+class RouterNet:
+    """client --(1500)-- router --(700)-- server; the router forwards (and fragments)."""
+
+    def __init__(self, seed: int) -> None:
+        self.w = World(seed=seed)
+        self.c = self.w.host("client", RC)
+        self.r = self.w.host("router", RR)
+        self.s = self.w.host("server", RSRV)
+        self.w.link(self.c, self.r, delay=0.005, a_addr=RC, b_addr=RR)
+        self.w.link(self.r, self.s, delay=0.005, a_addr=RS, b_addr=RSRV)
+        self.r.devices["eth1"].mtu = 700
+        self.r.sysctl.set("net.ipv4.ip_forward", "1")
+        self.r.replace_route(0, 0, "eth0")
+
+    def run_for(self, seconds: float) -> None:
+        self.w.run_for(seconds)
+
+
+def ip_datagram(src: str, dst: str, proto: int, payload: bytes, frag: int = 0, ident: int = 0,
+                options: bytes = b"", ttl: int = 64) -> bytes:
+    """Any IPv4 datagram: fragment field (flags | offset in 8-byte units), IP options."""
+    if len(options) & 3:
+        options += b"\0" * (4 - (len(options) & 3))
+    ihl = 5 + len(options) // 4
+    hdr = bytearray(struct.pack("!BBHHHBBHII", 0x40 | ihl, 0, 4 * ihl + len(payload), ident, frag,
+                                ttl, proto, 0, ip2int(src), ip2int(dst)) + options)
+    fix_ip_csum(hdr)
+    return bytes(hdr) + payload
+
+
+def frag_mutate(rng: random.Random, pkt: bytes) -> bytes:
+    p = bytearray(pkt)
+    ihl = (p[0] & 15) * 4
+    k = rng.randrange(6)
+    if k == 0:                                       # flags and offset anywhere
+        p[6:8] = (rng.choice([0, 0x2000, 0x4000, 0x6000, 0x8000, 0xE000])
+                  | rng.choice([0, 1, 2, 3, 185, rng.randrange(0x2000), 0x1FFF])).to_bytes(2, "big")
+    elif k == 1:                                     # cut short, length honest or not
+        p = p[:rng.randrange(max(ihl, 20), len(p) + 1)]
+        if rng.random() < 0.7:
+            p[2:4] = len(p).to_bytes(2, "big")
+    elif k == 2:                                     # ihl / tot_len lies
+        p[rng.choice([0, 2, 3])] = rng.randrange(256)
+    elif k == 3:                                     # TTL 0/1 (forwarding: time exceeded)
+        p[8] = rng.choice([0, 1, 2])
+    elif k == 4:                                     # option bytes
+        if ihl > 20:
+            p[20 + rng.randrange(ihl - 20)] = rng.randrange(256)
+    else:                                            # bit flips, checksum left wrong
+        i = rng.randrange(len(p))
+        p[i] ^= 1 << rng.randrange(8)
+        return bytes(p)
+    if rng.random() < 0.9:
+        fix_ip_csum(p)
+    return bytes(p)
+
+
+def test_fuzz_ip_fragments_local_and_forwarded():
+    rn = RouterNet(seed=10)
+    ls = rn.s.socket()
+    ls.bind(("0.0.0.0", 80))
+    ls.listen(16)
+    live = live_pair(rn, ls, 6, client=rn.c, server=RSRV)
+    r_in = rn.r.devices["eth0"]
+    s_in = next(d for d in rn.s.devices.values() if d.name.startswith("eth"))
+    cport = live.cs.getsockname()[1]
+    fut = live.future[0]
+    opts = [b"", b"\x01\x01\x01\x00", b"\x07\x07\x04\0\0\0\0", b"\x44\x0c\x05\0" + b"\0" * 8,
+            b"\x83\x03\x10", b"\x01" * 40, b"\x00\x44"]
+
+    def make(rng):
+        dst = rng.choice([RSRV, RSRV, RR, "10.0.2.9", "10.9.9.9"])
+        proto = rng.choice([6, 6, 17, 1, 47])
+        if proto == 6:
+            off = rng.choice([0, 0, 100, 5000])
+            pay = fut[off:off + rng.choice([0, 8, 600, 1400, 2000])]
+            l4 = tcp_build(ip2int(RC), ip2int(dst), cport if dst == RSRV else 9999, 80,
+                           live.base[0] + off, live.ss.sk.snd_nxt, ACK | PSH, 502, b"", pay)
+        elif proto == 1:
+            l4 = struct.pack("!BBHI", 8, 0, 0, 77) + rng.randbytes(rng.choice([8, 1000, 3000]))
+        else:
+            l4 = rng.randbytes(rng.choice([8, 16, 1200, 3000]))
+        ident = rng.randrange(4)                    # few ids: fragments of "one" datagram meet
+        r = rng.random()
+        if r < 0.3:                                 # whole datagram, DF or not
+            frag = rng.choice([0, 0x4000])
+            body = l4
+        else:                                       # one fragment of it (possibly overlapping)
+            unit = rng.choice([1, 8, 64, 185])
+            start = rng.randrange(0, max(1, len(l4) // 8)) if rng.random() < 0.7 else 0
+            start = (start // unit) * unit
+            size = rng.choice([1, 8, 16, 512, 1480])
+            body = l4[start * 8:start * 8 + size]
+            mf = 0x2000 if start * 8 + size < len(l4) or rng.random() < 0.2 else 0
+            frag = mf | start | rng.choice([0, 0, 0x4000])
+        pkt = ip_datagram(RC, dst, proto, body, frag, ident, rng.choice(opts), rng.choice([64, 2, 1]))
+        if rng.random() < 0.5:
+            pkt = frag_mutate(rng, pkt)
+        return pkt
+
+    befores = [dict(h.mib.nstat()) for h in (rn.r, rn.s)]
+    rng = random.Random(106)
+    for i in range(N_PER_FAMILY):
+        pkt = live.protect(make(rng))
+        if rng.random() < 0.6:
+            rn.r.netif_receive(r_in, pkt)           # to the router: forwarded or its own
+        else:
+            rn.s.netif_receive(s_in, pkt)           # straight to the server
+        if i % 1000 == 999:
+            rn.run_for(0.001)
+    rn.run_for(0.5)
+    ar, as_ = dict(rn.r.mib.nstat()), dict(rn.s.mib.nstat())
+    moved(befores[0], ar, "IpFragCreates", "IpFragOKs", "IpFragFails", "IpForwDatagrams",
+          "IpInHdrErrors", "IpReasmFails")
+    moved(befores[1], as_, "IpReasmFails", "IpInHdrErrors", "TcpInCsumErrors")
+    live.check_stream(rn)
+
+
+# ---- regression tests for the crashes the barrages found --------------------------------------------
+
+def test_regression_syncookie_from_the_minute_before_minute_zero():
+    """cookie_v4_check in minute 0 with a cookie whose minute field is 0xFF: ``count - diff``
+    was -1 and struct.pack raised; Linux's u32 wraps, the cookie fails its check ->
+    TcpExtSyncookiesFailed, answered by RST, nothing raised. (Found by the ECN barrage.)"""
+    from tcpdive.tcp.syncookies import COOKIEBITS, _cookie_hash
+
+    n = Net(delay=0.005, seed=11)
+    n.s.sysctl.set("net.ipv4.tcp_syncookies", 2)                 # always cookies
+    n.listener(80)
+    dev = n.dev(n.s)
+    n.s.netif_receive(dev, tcp_pkt(FAKE, SERVER, 40000, 80, 999, 0, SYN, opts=SYN_OPTS))
+    assert n.s.mib["TcpExtSyncookiesSent"] == 1 and n.now() < 60
+    seq = 1000
+    h0 = _cookie_hash(n.s, ip2int(FAKE), ip2int(SERVER), 40001, 80, 0, 0)
+    ack = (h0 + (seq - 1) + (0xFF << COOKIEBITS) + 1) & 0xFFFFFFFF   # minute field 0xFF
+    before = dict(n.s.mib.nstat())
+    n.cap.segs.clear()
+    n.s.netif_receive(dev, tcp_pkt(FAKE, SERVER, 40001, 80, seq, ack, ACK))
+    after = dict(n.s.mib.nstat())
+    assert after.get("TcpExtSyncookiesFailed", 0) == before.get("TcpExtSyncookiesFailed", 0) + 1
+    assert after.get("TcpExtSyncookiesRecv", 0) == before.get("TcpExtSyncookiesRecv", 0)
+    assert [s.flags for s in n.segs] == ["R"]                    # tcp_v4_send_reset

@@ -33,7 +33,7 @@ from tcpdive.tcp.md5 import MD5_OPTION, TCP_MD5SIG, pack_tcp_md5sig, tcp_md5_fil
 from .helpers import Net
 from .test_fuzz import _mutate
 
-N_PER_FAMILY = 25_000          # packets per template family (8 families: 200k packets)
+N_PER_FAMILY = 40_000          # packets per template family (7 families: 280k packets)
 SOL_TCP = 6
 TCP_CONGESTION = 13
 TCP_FASTOPEN = 23
@@ -383,6 +383,13 @@ class Zoo:
         self.dev = n.dev(n.s)
         self.port = 43000
         self.victims: list[Victim] = []
+        from tcpdive.epoll import EPOLLET, EPOLLIN, EPOLLPRI, EPOLLRDHUP, EPOLL_CTL_ADD, Eventpoll
+
+        self.ep = Eventpoll(n.s)                           # epoll watches every victim
+        self.ep_add = lambda so, et: self.ep.epoll_ctl(
+            EPOLL_CTL_ADD, so.fileno(), EPOLLIN | EPOLLPRI | EPOLLRDHUP | (EPOLLET if et else 0))
+        self.ep_add(ls, False)
+        self.events = 0
         self.refresh()
 
     def _new(self, complete: bool = True) -> Victim:
@@ -392,9 +399,17 @@ class Zoo:
         return v
 
     def refresh(self, _i: int = 0) -> None:
+        from tcpdive.socket import MSG_OOB
+
+        self.events += len(self.ep.epoll_wait(64, 0))
         for v in self.victims:
             if v.sock is not None:
-                v.sock.close()
+                for flags in (MSG_OOB, 0):                 # read urgent and normal data
+                    try:
+                        v.sock.recv(65536, flags)
+                    except OSError:
+                        pass
+                v.sock.close()                             # epoll forgets it (eventpoll_release)
         self.victims = []
         self._new(complete=False)                          # SYN_RECV
         est = self._new()
@@ -423,6 +438,10 @@ class Zoo:
             tw.rcv_nxt += 1
             tw.inject(ACK | FIN)
             tw.snd_nxt += 1
+        for v in self.victims:
+            if v.sock is not None:
+                v.sock.setblocking(False)
+                self.ep_add(v.sock, v.sport & 1)
 
     def make(self, rng: random.Random, flag_choices, tos_choices=(0,)) -> bytes:
         v = rng.choice(self.victims)
@@ -467,6 +486,7 @@ def test_fuzz_urgent_in_every_state():
     barrage(n, n.s, dev, random.Random(103), N_PER_FAMILY, make, live.protect, zoo.refresh)
     after = dict(n.s.mib.nstat())
     moved(before, after, "TcpInCsumErrors", "TcpInErrs", "TcpExtTCPACKSkippedSeq")
+    assert zoo.events > 0
     live.check_stream(n)
 
 
@@ -561,6 +581,7 @@ def test_fuzz_icmp_errors_at_every_kind_of_socket():
 
     n = Net(delay=0.005, seed=9)
     n.c.sysctl.set("net.ipv4.tcp_fastopen", 0x5)          # client, data in SYN without a cookie
+    n.c.sysctl.set("net.ipv4.tcp_mtu_probing", 1)
     ls = n.listener(80, backlog=64)
     live = live_pair(n, ls, 5)
     dev = n.dev(n.c)
@@ -707,6 +728,7 @@ def frag_mutate(rng: random.Random, pkt: bytes) -> bytes:
 
 def test_fuzz_ip_fragments_local_and_forwarded():
     rn = RouterNet(seed=10)
+    rn.c.sysctl.set("net.ipv4.tcp_mtu_probing", 2)         # MTU probing over the narrow hop
     ls = rn.s.socket()
     ls.bind(("0.0.0.0", 80))
     ls.listen(16)
@@ -790,3 +812,127 @@ def test_regression_syncookie_from_the_minute_before_minute_zero():
     assert after.get("TcpExtSyncookiesFailed", 0) == before.get("TcpExtSyncookiesFailed", 0) + 1
     assert after.get("TcpExtSyncookiesRecv", 0) == before.get("TcpExtSyncookiesRecv", 0)
     assert [s.flags for s in n.segs] == ["R"]                    # tcp_v4_send_reset
+
+
+# ---- a BBR sender's ACK processing -----------------------------------------------------------------
+
+def sack_blocks(rng: random.Random, una: int, nxt: int) -> bytes:
+    """1-4 SACK blocks: inside the flight, past snd_nxt, below snd_una, reversed, anywhere."""
+    blocks = []
+    for _ in range(rng.randint(1, 4)):
+        k = rng.randrange(5)
+        if k == 0 and nxt > una:
+            a = rng.randrange(una, nxt)
+            b = rng.randrange(a, nxt + 1)
+        elif k == 1:
+            a = nxt + rng.randrange(1, 100000)
+            b = a + rng.randrange(1, 3000)
+        elif k == 2:
+            b = una - rng.randrange(0, 100000)
+            a = b - rng.randrange(1, 3000)
+        elif k == 3:
+            a = rng.randrange(una, nxt + 2)
+            b = a - rng.randrange(0, 3000)
+        else:
+            a, b = rng.randrange(2**32), rng.randrange(2**32)
+        blocks.append((a & 0xFFFFFFFF, b & 0xFFFFFFFF))
+    return b"\x01\x01\x05" + bytes((2 + 8 * len(blocks),)) + b"".join(
+        struct.pack("!II", a, b) for a, b in blocks)
+
+
+def test_fuzz_bbr_sender_acks():
+    n = Net(delay=0.005, seed=12)
+    for h in (n.c, n.s):
+        h.sysctl.set("net.ipv4.tcp_congestion_control", "bbr")
+    ls = n.listener(80, backlog=64)
+    live = live_pair(n, ls, 7)
+    assert live.cs.sk.ca.name == "bbr"
+    dev_c, dev_s = n.dev(n.c), n.dev(n.s)
+    vport = [44000]
+    victims: list[Victim] = []
+
+    def new_victim(_i: int = 0) -> None:
+        for v in victims:
+            if v.sock is not None:
+                v.sock.close()
+        victims.clear()
+        vport[0] += 1
+        v = Victim(n, n.s, dev_s, ls, vport[0])
+        if v.sock is not None:
+            v.sock.setblocking(False)
+            try:
+                v.sock.send(b"b" * 200_000)        # ten segments in flight, the rest queued
+            except OSError:
+                pass
+        victims.append(v)
+
+    new_victim()
+    sk0 = victims[0].sock.sk
+    assert sk0.ca.name == "bbr" and sk0.packets_out > 0
+    # the live stream keeps moving during the barrage: the client (BBR) sends, the server reads
+    csk = live.cs.sk
+    live.cs.setblocking(False)
+    live.ss.setblocking(False)
+    stream = live.future[0]
+    sent = [0]
+    got = bytearray()
+
+    def pump(i: int) -> None:
+        if sent[0] < len(stream):
+            try:
+                sent[0] += live.cs.send(stream[sent[0]:sent[0] + 4000])
+            except OSError:
+                pass
+        try:
+            got.extend(live.ss.recv(65536))
+        except OSError:
+            pass
+
+    def make_victim(rng):
+        v = victims[-1]
+        sk = v.sock.sk if v.sock is not None else None
+        una = sk.snd_una if sk is not None else v.rcv_nxt
+        nxt = sk.snd_nxt if sk is not None else v.rcv_nxt
+        ack = rng.choice([una, nxt, rng.randrange(una, nxt + 1), una - 1, nxt + 1,
+                          una - rng.randrange(2**30), nxt + rng.randrange(2**30), rng.randrange(2**32)])
+        opts = (TS if rng.random() < 0.5 else b"") + (sack_blocks(rng, una, nxt)
+                                                      if rng.random() < 0.8 else b"")
+        return v.pkt(ACK | rng.choice([0, 0, ECE, FIN, PSH]), b"", opts[:40], ack=ack,
+                     win=rng.choice([0, 0, 1, 502, 65535]))
+
+    def make_live(rng):
+        una, nxt = csk.snd_una, csk.snd_nxt
+        ack = rng.choice([una, nxt, rng.randrange(una, nxt + 1), una - 1, nxt + 1, una - 70000,
+                          nxt + 70000, rng.randrange(2**32)])
+        return tcp_pkt(SERVER, CLIENT, 80, live.cs.getsockname()[1], live.ss.sk.snd_nxt, ack,
+                       ACK, b"", sack_blocks(rng, una, nxt), win=rng.choice([0, 1, 502, 65535]))
+
+    bs, bc = dict(n.s.mib.nstat()), dict(n.c.mib.nstat())
+    rng = random.Random(107)
+    for i in range(N_PER_FAMILY):
+        if rng.random() < 0.6:
+            n.s.netif_receive(dev_s, mutate(rng, make_victim(rng)))
+        else:
+            n.c.netif_receive(dev_c, live.protect(mutate(rng, make_live(rng))))
+        if i % 1000 == 999:
+            n.run_for(0.001)
+            pump(i)
+        if i % 100 == 99:                            # a reset / closed victim is replaced
+            v = victims[-1].sock
+            if v is None or v.sk.state != S.TCP_ESTABLISHED:
+                new_victim()
+    n.run_for(0.5)
+    as_, ac = dict(n.s.mib.nstat()), dict(n.c.mib.nstat())
+    moved(bs, as_, "TcpExtTCPSACKDiscard", "TcpExtTCPACKSkippedSeq", "TcpInCsumErrors")
+    moved(bc, ac, "TcpExtTCPSACKDiscard", "TcpInCsumErrors", "TcpExtTCPACKSkippedSeq")
+    # finish the stream that was moving during the barrage, then the usual check
+    live.cs.setblocking(True)
+    live.ss.setblocking(True)
+    live.cs.sendall(stream[sent[0]:])
+    while len(got) < len(stream):
+        chunk = live.ss.recv(65536)
+        assert chunk
+        got += chunk
+    assert bytes(got) == stream
+    live.base = (csk.snd_nxt, live.ss.sk.snd_nxt)
+    live.check_stream(n)

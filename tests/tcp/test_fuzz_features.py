@@ -23,7 +23,7 @@ import random
 import struct
 
 from tcpdive.packet.checksum import csum_partial, ip_fast_csum, tcp_v4_check
-from tcpdive.packet.ipv4 import int2ip, ip2int, ip_build, ip_parse
+from tcpdive.packet.ipv4 import int2ip, ip2int, ip_build
 from tcpdive.packet.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, tcp_build
 from tcpdive.sim.world import World
 from tcpdive.socket import SO_OOBINLINE, SOL_SOCKET
@@ -383,7 +383,7 @@ class Zoo:
         self.dev = n.dev(n.s)
         self.port = 43000
         self.victims: list[Victim] = []
-        from tcpdive.epoll import EPOLLET, EPOLLIN, EPOLLPRI, EPOLLRDHUP, EPOLL_CTL_ADD, Eventpoll
+        from tcpdive.epoll import EPOLL_CTL_ADD, EPOLLET, EPOLLIN, EPOLLPRI, EPOLLRDHUP, Eventpoll
 
         self.ep = Eventpoll(n.s)                           # epoll watches every victim
         self.ep_add = lambda so, et: self.ep.epoll_ctl(

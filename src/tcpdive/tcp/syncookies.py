@@ -97,7 +97,10 @@ def cookie_v4_check(listener: TcpSock, skb: SKB):
     if diff >= MAX_SYNCOOKIE_AGE:
         net.mib["TcpExtSyncookiesFailed"] += 1
         return listener
-    mssind = (cookie - _cookie_hash(net, saddr, daddr, sport, dport, count - diff, 1)) & COOKIEMASK
+    # check_tcp_syn_cookie: ``count - diff`` is u32 arithmetic (a cookie from the minute
+    # before minute 0 wraps to 0xFFFFFFFF, never a negative count)
+    mssind = (cookie - _cookie_hash(net, saddr, daddr, sport, dport, (count - diff) & 0xFFFFFFFF,
+                                    1)) & COOKIEMASK
     if mssind >= len(MSSTAB):
         net.mib["TcpExtSyncookiesFailed"] += 1
         return listener

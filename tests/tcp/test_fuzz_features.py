@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import struct
 
-from tcpdive.packet.checksum import csum_partial, ip_fast_csum, tcp_v4_check
+from tcpdive.packet.checksum import csum_partial, tcp_v4_check
 from tcpdive.packet.ipv4 import int2ip, ip2int, ip_build
 from tcpdive.packet.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, tcp_build
 from tcpdive.sim.world import World
@@ -31,6 +31,7 @@ from tcpdive.tcp import sock as S
 from tcpdive.tcp.md5 import MD5_OPTION, TCP_MD5SIG, pack_tcp_md5sig, tcp_md5_fill
 
 from .helpers import Net
+from .test_fuzz import _fix_ip_csum as fix_ip_csum
 from .test_fuzz import _mutate
 
 N_PER_FAMILY = 40_000          # packets per template family (7 families: 280k packets)
@@ -54,14 +55,6 @@ def tcp_pkt(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flag
     if md5key is not None:
         seg = tcp_md5_fill(seg, md5key, s, d, 24)
     return ip_build(s, d, 6, seg, tos=tos)
-
-
-def fix_ip_csum(p: bytearray) -> None:
-    ihl = (p[0] & 15) * 4
-    if len(p) < 20 or ihl < 20 or len(p) < ihl:
-        return
-    p[10:12] = b"\0\0"
-    p[10:12] = ip_fast_csum(bytes(p[:ihl])).to_bytes(2, "big")
 
 
 def fix_l4_csum(p: bytearray) -> None:

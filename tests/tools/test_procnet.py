@@ -10,6 +10,8 @@ from tcpdive.sim.world import World
 from tcpdive.socket import SO_KEEPALIVE, SOL_SOCKET
 from tcpdive.tools.procnet import proc_file, proc_net_tcp, proc_net_tcp6
 
+from .test_netstat import make_world
+
 HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
           "timeout inode")
 HEADER6 = ("  sl  local_address                         remote_address                        "
@@ -21,17 +23,6 @@ LISTEN_80 = ("   0: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000
 def table(*lines: str) -> str:
     """seq_pad: every line, the header too, is 149 characters and a newline."""
     return "".join(ln.ljust(149) + "\n" for ln in (HEADER,) + lines)
-
-
-def make_world():
-    w = World(seed=1)
-    c = w.host("client", "10.0.0.1")
-    s = w.host("server", "10.0.0.2")
-    w.link(c, s, delay=0.005)
-    ls = s.socket()
-    ls.bind(("0.0.0.0", 80))
-    ls.listen(5)
-    return w, c, s, ls
 
 
 def test_listener_line_and_header():

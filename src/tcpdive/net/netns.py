@@ -42,6 +42,7 @@ from ..packet.ipv4 import (
 from ..sysctl import Sysctl
 from ..trace import Tracepoints
 from .mib import Mib
+from .route import ip_dst_mtu_maybe_forward
 
 # netfilter hook numbers (NF_INET_*)
 NF_INET_PRE_ROUTING = 0
@@ -639,7 +640,7 @@ class Netns:
             self.drop(data, "IP_TTL")
             return
         n = len(data)
-        mtu = _ip_dst_mtu_maybe_forward(self, route)
+        mtu = ip_dst_mtu_maybe_forward(self, route)
         if n > mtu:
             if data[6] & 0x40:
                 # ip_exceeds_mtu: DF set -- drop it and tell the sender the next-hop MTU
@@ -862,15 +863,6 @@ __all__ = ["Netns", "NetDevice", "Route", "IPHDR_LEN", "NF_INET_PRE_ROUTING", "N
            "NF_INET_FORWARD", "NF_INET_LOCAL_OUT", "NF_INET_POST_ROUTING", "NETIF_F_HW_CSUM",
            "NETIF_F_RXCSUM", "NETIF_F_TSO", "NETIF_F_GRO", "NETIF_F_OFFLOAD"]
 
-
-def _ip_dst_mtu_maybe_forward(net: Netns, route: Route) -> int:
-    """``ip_dst_mtu_maybe_forward`` for the route of a forwarded packet (net/route.py)."""
-    from .route import IP_MAX_MTU, RtException, ip_dst_mtu_maybe_forward
-
-    if isinstance(route, RtException):
-        return ip_dst_mtu_maybe_forward(net, route)
-    mtu = route.mtu or route.dev.mtu
-    return mtu if mtu < IP_MAX_MTU else IP_MAX_MTU
 
 
 def _tcp_v4_rcv(net: Netns, iph, data: bytes, off: int) -> None:

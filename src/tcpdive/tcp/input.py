@@ -1976,8 +1976,6 @@ def tcp_init_transfer(sk: TcpSock) -> None:
     # RFC 5681's cwnd of 1 after a retransmitted SYN/SYN-ACK, but (RFC 6298's 1 s initial RTO
     # makes a single one likely spurious) only after more than one, as Linux 6.x does
     sk.snd_cwnd = 1 if sk.total_retrans > 1 and sk.undo_marker else tcp_init_cwnd(sk)
-    if sk.total_retrans and sk.snd_cwnd < 1:
-        sk.snd_cwnd = 1
     sk.snd_cwnd_stamp = sk.net.clock.now_us()
     tcp_init_congestion_control(sk)
     tcp_init_buffer_space(sk)

@@ -121,7 +121,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return run_real_bench(quick=args.quick)
     from .tools.bench import run_bench
 
-    return run_bench(quick=args.quick)
+    return run_bench(quick=args.quick, pypy=args.pypy)
 
 
 def cmd_packetdrill(args: argparse.Namespace) -> int:
@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     y.set_defaults(fn=cmd_sysctl)
     b = sub.add_parser("bench", help="print simulator speed and memory figures next to Linux")
     b.add_argument("--quick", action="store_true", help="smaller runs")
+    b.add_argument("--pypy", metavar="PATH",
+                   help="PyPy 3.11 to run the simulator figures on too (default: $TCPDIVE_PYPY, "
+                        "pypy3.11 on PATH, or scripts/install-pypy's)")
     b.add_argument("--goodput", action="store_true",
                    help="CUBIC and Reno goodput over 100 Mbit/s, 40 ms RTT, 1%% loss (issue #8 path); "
                         "with --real also Linux's own over the same impaired path")
@@ -205,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .tools.pypy import tune_jit
+
+    tune_jit()                      # on PyPy: let the kernel's long functions compile
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "fn", None):

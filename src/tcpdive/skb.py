@@ -12,6 +12,15 @@ TCPCB_EVER_RETRANS = 0x80
 TCPCB_RETRANS = TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
 
 
+def byte_view(data) -> memoryview:
+    """A flat view of unsigned bytes on a user buffer (what copy_from_iter walks).
+
+    Casts only when needed: slicing a cast view copies byte by byte on PyPy.
+    """
+    view = memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
 class SKB:
     """A segment in a queue. ``seq``/``end_seq`` count SYN and FIN like ``TCP_SKB_CB``.
 

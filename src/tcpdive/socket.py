@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import errors as E
 from .errors import oserror
 from .packet.ipv4 import int2ip, ip2int
+from .skb import byte_view
 from .tcp import fastopen as _fastopen
 from .tcp import sock as S
 from .tcp.input import tcp_epollin_ready
@@ -459,7 +460,7 @@ class Socket:
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
         """send(): bytes queued; blocks until some buffer space frees (``tcp_sendmsg``)."""
         self._check_open()
-        data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+        data = byte_view(data) if not isinstance(data, bytes) else data
         if self._fastopen_send(flags):
             return self._sendmsg_fastopen(data, flags, None)
         try:
@@ -501,7 +502,7 @@ class Socket:
         """Send everything, blocking as needed."""
         self._check_open()
         if self._would_block(flags) or not isinstance(self._loop(), asyncio.AbstractEventLoop):
-            view = memoryview(data).cast("B")
+            view = byte_view(data)
             while view:
                 n = self.send(view, flags)
                 view = view[n:]
@@ -509,7 +510,7 @@ class Socket:
         self._run_blocking(self.asendall(data, flags))
 
     async def asendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
-        view = memoryview(data).cast("B")
+        view = byte_view(data)
         while view:
             n = await self.asend(view, flags)
             view = view[n:]
@@ -577,7 +578,7 @@ class Socket:
             return await self._arecv_wait(n, flags)
 
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
-        view = memoryview(buffer).cast("B")
+        view = byte_view(buffer)
         n = nbytes or len(view)
         data = self.recv(n, flags)
         view[: len(data)] = data

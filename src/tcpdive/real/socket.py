@@ -29,6 +29,7 @@ import socket as _std
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..skb import byte_view
 from ..socket import (
     POLLERR,
     POLLHUP,
@@ -216,7 +217,7 @@ class socket:  # noqa: N801 - the stdlib's name
         return self._blocking(lambda: self._s.recv(bufsize, flags))
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        view = memoryview(buffer).cast("B")
+        view = byte_view(buffer)
         n = nbytes or len(view)
         data = self.recv(n, flags)
         view[: len(data)] = data
@@ -227,7 +228,7 @@ class socket:  # noqa: N801 - the stdlib's name
         return self._blocking(lambda: self._s.recvfrom(bufsize, flags))
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
-        view = memoryview(buffer).cast("B")
+        view = byte_view(buffer)
         data, addr = self.recvfrom(nbytes or len(view), flags)
         view[: len(data)] = data
         return len(data), addr

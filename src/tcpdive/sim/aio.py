@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..packet.ipv4 import ip2int
+from ..skb import byte_view
 from ..socket import (
     IPPROTO_TCP,
     MSG_DONTWAIT,
@@ -322,7 +323,7 @@ class SimTransport(asyncio.Transport):
             return
         if not isinstance(data, bytes):
             data = bytes(data)  # the caller may reuse its buffer
-        view = memoryview(data).cast("B")
+        view = byte_view(data)
         if not self._buffer:
             try:
                 n = self._sock.send(view, MSG_DONTWAIT)
@@ -777,7 +778,7 @@ async def sock_recv(sock: Socket, n: int) -> bytes:
 
 
 async def sock_recv_into(sock: Socket, buf: Any) -> int:
-    view = memoryview(buf).cast("B")
+    view = byte_view(buf)
     data = await sock_recv(sock, len(view))
     view[: len(data)] = data
     return len(data)

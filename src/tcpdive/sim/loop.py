@@ -21,6 +21,12 @@ Heap entries are plain tuples compared on ``(when_us, seq)`` only (``seq`` is un
 A wake-up that can do nothing (cancelled handle, ``KTimer`` no longer pending, or a stale
 ``KTimer`` wake-up earlier than its current deadline) is consumed without moving the clock, so
 time only advances to instants where something happens.
+
+``KTimer`` wake-ups armed with the same delay (every TIME_WAIT's 60 s, each RTO or delayed-ACK
+value in use) come due in the order they were armed, so they wait in a FIFO *lane* per delay
+and only each lane's head is on the heap, under the ``(when_us, seq)`` it was armed with: the
+order is exactly the heap's, while the heap stays a few entries deep however many thousands of
+sockets wait (Linux's timer wheel buckets them for the same reason).
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ import asyncio
 import math
 import time as _time
 from asyncio import events
+from collections import deque
 from collections.abc import Callable, Coroutine
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import Any, TypeVar
 
 __all__ = ["LoopIdleError", "VirtualTimeLoop"]
@@ -46,6 +53,39 @@ _IDLE_STOP = 1  # run_until_idle: stop, leave the clock at the last event
 _IDLE_JUMP = 2  # run_until_time: set the clock to the bound, stop
 
 _MIN_CANCELLED_PURGE = 256
+_MAX_LANES = 256  # distinct KTimer delays with a FIFO lane; others go on the heap directly
+
+
+class _Lane:
+    """KTimer wake-ups armed with one delay, in (when_us, seq) order; the head is on the heap."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[int, int, Any]] = deque()
+
+    def __repr__(self) -> str:
+        head = f", next {self.items[0][2]!r}" if self.items else ""
+        return f"<lane of {len(self.items)} timer wake-ups{head}>"
+
+
+def _head(e: tuple[Any, ...]) -> Any:
+    """The timer of a 3-tuple heap entry (a lane's head timer for a lane entry)."""
+    obj = e[2]
+    return obj.items[0][2] if obj.__class__ is _Lane else obj
+
+
+def _pop(heap: list[tuple[Any, ...]], e: tuple[Any, ...]) -> None:
+    """Remove the heap's top 3-tuple entry ``e``; a lane's next wake-up takes its place."""
+    lane = e[2]
+    if lane.__class__ is _Lane:
+        items = lane.items
+        items.popleft()
+        if items:
+            when, seq, _ = items[0]
+            heapreplace(heap, (when, seq, lane))
+            return
+    heappop(heap)
 
 
 class LoopIdleError(RuntimeError):
@@ -100,6 +140,7 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         self._now: int = int(start_us)
         self._seq: int = 0
         self._heap: list[tuple[Any, ...]] = []
+        self._lanes: dict[int, _Lane] = {}
         self._until: int = _NEVER
         self._idle_mode: int = _IDLE_RAISE
         self.raise_exceptions = raise_exceptions
@@ -128,7 +169,27 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         timer that is not pending, or whose deadline is later, runs without moving the clock.
         """
         self._seq = seq = self._seq + 1
-        heappush(self._heap, (when_us, seq, timer))
+        lane = self._lanes.get(when_us - self._now)
+        if lane is None:
+            lane = self._new_lane(when_us - self._now)
+            if lane is None:
+                heappush(self._heap, (when_us, seq, timer))
+                return
+        items = lane.items
+        items.append((when_us, seq, timer))
+        if len(items) == 1:
+            heappush(self._heap, (when_us, seq, lane))
+
+    def _new_lane(self, delay: int) -> _Lane | None:
+        """A lane for wake-ups ``delay`` us ahead; None when too many delays are in use."""
+        lanes = self._lanes
+        if len(lanes) >= _MAX_LANES:
+            for d in [d for d, lane in lanes.items() if not lane.items]:
+                del lanes[d]
+            if len(lanes) >= _MAX_LANES:
+                return None
+        lane = lanes[delay] = _Lane()
+        return lane
 
     def call_at_us(self, when_us: int, callback: Callable[..., Any], *args: Any) -> None:
         """Call ``callback(*args)`` at virtual time ``when_us``; a light, non-cancellable call_at."""
@@ -270,6 +331,7 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
         self._heap.clear()
+        self._lanes.clear()
         super().close()
 
     def _run_once(self) -> None:
@@ -333,6 +395,7 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         now = self._now
         limit = self._seq  # entries newer than this, at time ``now``, wait for ``ready``
         n = stale = 0
+        obj = None
         try:
             while heap:
                 e = heap[0]
@@ -342,15 +405,17 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
                         break
                     if len(e) == 3:
                         obj = e[2]
+                        if obj.__class__ is _Lane:
+                            obj = obj.items[0][2]
                         if obj.expires > when or not obj.pending:
                             # no-op wake-up (cancelled, or stale KTimer): consume, keep the clock
-                            heappop(heap)
+                            _pop(heap, e)
                             stale += 1
                             obj.run(when)
                             continue
                         if when > until:
                             break
-                        heappop(heap)
+                        _pop(heap, e)
                         self._now = now = when
                         limit = self._seq
                         n += 1
@@ -365,15 +430,17 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
                         e[2](*e[3])
                 elif ready and e[1] > limit:
                     break
+                elif len(e) == 3:
+                    obj = _head(e)
+                    _pop(heap, e)
+                    n += 1
+                    obj.run(when)
                 else:
                     heappop(heap)
                     n += 1
-                    if len(e) == 3:
-                        e[2].run(when)
-                    else:
-                        e[2](*e[3])
+                    e[2](*e[3])
         except BaseException:
-            self._failed = e[2]  # for the exception handler's message
+            self._failed = obj if len(e) == 3 else e[2]  # for the exception handler's message
             raise
         finally:
             self._n_events += n
@@ -415,7 +482,12 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
 
     def pending_count(self) -> int:
         """Ready callbacks plus heap entries (including no-op wake-ups not yet consumed)."""
-        return len(self._ready) + len(self._heap)
+        return len(self._ready) + self._n_scheduled()
+
+    def _n_scheduled(self) -> int:
+        """Heap entries plus the lane wake-ups behind each lane's head."""
+        return len(self._heap) + sum(len(lane.items) - 1 for lane in self._lanes.values()
+                                     if lane.items)
 
     def wall_stats(self) -> dict[str, float | int]:
         """Counters for benchmarks: events run, ready handles, stale wake-ups, wall seconds."""
@@ -424,14 +496,14 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
             "events": self._n_events,
             "handles": self._n_handles,
             "stale": self._n_stale,
-            "scheduled": len(self._heap),
+            "scheduled": self._n_scheduled(),
             "wall_s": self._wall,
         }
 
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} t={self._now}us running={self.is_running()} "
-            f"closed={self.is_closed()} scheduled={len(self._heap)} ready={len(self._ready)}>"
+            f"closed={self.is_closed()} scheduled={self._n_scheduled()} ready={len(self._ready)}>"
         )
 
     # --------------------------------------------------------------- no I/O

@@ -8,13 +8,17 @@ through the Linux kernel over loopback on this machine as the reference ratio.
 from __future__ import annotations
 
 import gc
+import json
+import platform
 import socket as pysocket
 import struct
+import subprocess
+import sys
 import threading
 import time
-import tracemalloc
 
 from ..sim.world import World
+from .pypy import JIT_PARAMS, child_env, find_pypy, tune_jit
 
 _INFO = struct.Struct("=BBBBBBBBIIIIIIIIIIIIIIIIIIIIIIIIQQQQIIIIII")
 
@@ -81,7 +85,7 @@ def bench_churn(n: int, offload: bool = True) -> dict:
             await conn.asend(b"HTTP/1.1 200 OK\r\n\r\n")
             conn.close()
 
-    b.spawn(server())
+    srv = b.spawn(server())
 
     async def client():
         for _ in range(n):
@@ -95,6 +99,8 @@ def bench_churn(n: int, offload: bool = True) -> dict:
     t0 = time.perf_counter()
     a.run(client())
     dt = time.perf_counter() - t0
+    srv.cancel()
+    w.run_for(0)
     return {"lifecycles": n, "wall_s": dt, "per_s": n / dt}
 
 
@@ -103,8 +109,10 @@ def bench_memory(n: int) -> dict:
 
     ``n`` connections over several server ports (one destination port has only 64512 source
     ports); both ends of each count as ESTABLISHED sockets, the client ends as TIME_WAIT after
-    the client closes first.
+    the client closes first. CPython only: PyPy has no tracemalloc.
     """
+    import tracemalloc
+
     w, a, b = _world()
     nports = n // 50000 + 1
     listeners = []
@@ -291,40 +299,117 @@ def run_goodput(real: bool = False) -> int:
     return 0
 
 
-def run_bench(quick: bool = False) -> int:
+def interpreter() -> str:
+    """This interpreter, as 'CPython 3.11.7' or 'PyPy 3.11.11 (PyPy 7.3.19)'."""
+    name = f"{platform.python_implementation()} {platform.python_version()}"
+    pv = getattr(sys, "pypy_version_info", None)
+    return f"{name} (PyPy {pv.major}.{pv.minor}.{pv.micro})" if pv else name
+
+
+def sim_figures(quick: bool = False, warm: int = 0) -> dict:
+    """Bulk (offload on and off) and churn figures of the simulator on this interpreter.
+
+    ``warm``: untimed lifecycles and bulk megabytes first, so that a JIT (PyPy) is measured
+    warm, as the kernel is; CPython needs none.
+    """
     n_bulk = (8 if quick else 32) << 20
     n_churn = 300 if quick else 2000
-    n_mem = 10_000 if quick else 100_000
-    print("tcpdive bench" + (" (quick)" if quick else ""))
-    r = bench_bulk(n_bulk)
+    if warm:
+        bench_churn(warm)
+        bench_churn(warm // 4, offload=False)
+        bench_bulk(8 << 20)
+        bench_bulk(4 << 20, offload=False)
+        n_churn *= 5
+    return {"interpreter": interpreter(), "warm": warm,
+            "bulk": bench_bulk(n_bulk), "bulk0": bench_bulk(n_bulk, offload=False),
+            "churn": bench_churn(n_churn), "churn0": bench_churn(n_churn, offload=False)}
+
+
+def pypy_figures(pypy: str, quick: bool = False, timeout: float = 600) -> dict:
+    """sim_figures() run by ``pypy`` in a child process, warmed up; tcpdive from this tree."""
+    env = child_env()
+    cmd = [pypy, "-m", "tcpdive.tools.bench", "--figures", "--warm", "2000" if quick else "8000"]
+    if quick:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if out.returncode:
+        last = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+        raise RuntimeError(f"{pypy}: {last}")
+    fig = json.loads(out.stdout.strip().splitlines()[-1])
+    fig["gc_nursery"] = env["PYPY_GC_NURSERY"]
+    return fig
+
+
+def _print_sim(f: dict, lb: dict, lc: dict) -> None:
+    r, r0, c, c0 = f["bulk"], f["bulk0"], f["churn"], f["churn0"]
     print(f"  bulk  (sim, TSO/GRO/csum offload on, like Linux lo/veth): "
           f"{r['bytes'] / 1e6:.1f} MB in {r['segments']} data segments "
           f"({r['packets']} IP datagrams sent by a), "
           f"{r['wall_s']:.2f} s wall -> {r['segs_per_s']:,.0f} segments/s "
-          f"({r['bytes'] / r['wall_s'] / 1e6:.1f} MB/s of wall time)")
-    r0 = bench_bulk(n_bulk, offload=False)
+          f"({r['bytes'] / r['wall_s'] / 1e6:.1f} MB/s of wall time); ratio to Linux lo: "
+          f"segments/s {r['segs_per_s'] / max(lb['segs_per_s'], 1):.3f}, "
+          f"bytes/s {r['bytes'] / r['wall_s'] / (lb['bytes'] / lb['wall_s']):.3f}")
     print(f"  bulk  (sim, offload off: every MSS segment through the whole stack): "
           f"{r0['bytes'] / 1e6:.1f} MB in {r0['segments']} data segments, "
           f"{r0['wall_s']:.2f} s wall -> {r0['segs_per_s']:,.0f} segments/s "
           f"({r0['bytes'] / r0['wall_s'] / 1e6:.1f} MB/s of wall time)")
-    lb = linux_bulk(n_bulk)
-    print(f"  bulk  (Linux lo): {lb['bytes'] / 1e6:.1f} MB in {lb['segments']} segments "
-          f"(mss {lb['mss']}), {lb['wall_s']:.3f} s -> {lb['segs_per_s']:,.0f} segments/s, "
-          f"{lb['bytes'] / lb['wall_s'] / 1e6:.0f} MB/s; ratio sim (offload on)/Linux: "
-          f"segments/s {r['segs_per_s'] / max(lb['segs_per_s'], 1):.3f} (Linux's lo segments are "
-          f"{lb['mss']} bytes), bytes/s {r['bytes'] / r['wall_s'] / (lb['bytes'] / lb['wall_s']):.3f}")
-    c = bench_churn(n_churn)
     print(f"  churn (sim, csum offload on, like Linux lo): {c['lifecycles']} "
-          f"connect+request+close in {c['wall_s']:.2f} s -> {c['per_s']:,.0f} lifecycles/s")
-    c0 = bench_churn(n_churn, offload=False)
+          f"connect+request+close in {c['wall_s']:.2f} s -> {c['per_s']:,.0f} lifecycles/s; "
+          f"ratio to Linux lo {c['per_s'] / max(lc['per_s'], 1):.3f}")
     print(f"  churn (sim, offload off): {c0['lifecycles']} in {c0['wall_s']:.2f} s -> "
           f"{c0['per_s']:,.0f} lifecycles/s")
+
+
+def run_bench(quick: bool = False, pypy: str | None = None) -> int:
+    """Print the simulator's figures on this interpreter and on PyPy 3.11 (when found), the
+    kernel's over loopback beside them, and the memory figures."""
+    n_bulk = (8 if quick else 32) << 20
+    n_churn = 300 if quick else 2000
+    n_mem = 10_000 if quick else 100_000
+    print("tcpdive bench" + (" (quick)" if quick else ""))
+    lb = linux_bulk(n_bulk)
     lc = linux_churn(n_churn)
-    print(f"  churn (Linux lo): {lc['lifecycles']} in {lc['wall_s']:.2f} s -> {lc['per_s']:,.0f}/s; "
-          f"ratio sim/Linux = {c['per_s'] / max(lc['per_s'], 1):.3f}")
+    print(f"  Linux lo: bulk {lb['bytes'] / 1e6:.1f} MB in {lb['segments']} segments "
+          f"(mss {lb['mss']}), {lb['wall_s']:.3f} s -> {lb['segs_per_s']:,.0f} segments/s, "
+          f"{lb['bytes'] / lb['wall_s'] / 1e6:.0f} MB/s; churn {lc['lifecycles']} in "
+          f"{lc['wall_s']:.2f} s -> {lc['per_s']:,.0f} lifecycles/s")
+    f = sim_figures(quick)
+    print(f"simulator on {f['interpreter']}:")
+    _print_sim(f, lb, lc)
+    pypy = pypy or find_pypy()
+    if pypy is None:
+        print("simulator on PyPy 3.11: no PyPy found (bash scripts/install-pypy, or set TCPDIVE_PYPY)")
+    else:
+        try:
+            fp = pypy_figures(pypy, quick)
+        except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+            print(f"simulator on PyPy 3.11: {pypy} failed: {e}")
+        else:
+            print(f"simulator on {fp['interpreter']}, JIT warmed by {fp['warm']:,} lifecycles "
+                  f"and 12 MB of bulk, --jit {JIT_PARAMS}, PYPY_GC_NURSERY={fp['gc_nursery']}:")
+            _print_sim(fp, lb, lc)
     m = bench_memory(n_mem)
-    print(f"  memory: {m['established']:,} idle ESTABLISHED sockets -> "
+    print(f"memory ({interpreter()}): {m['established']:,} idle ESTABLISHED sockets -> "
           f"{m['bytes_per_established']:,.0f} B each; {m['time_wait']:,} TIME_WAIT sockets -> "
           f"{m['bytes_per_time_wait']:,.0f} B each (freed at expiry: mini socket, timer, hash key, "
           f"port bucket), {m['bytes_per_time_wait_all']:,.0f} B counting all table growth")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tcpdive.tools.bench --figures [--warm N] [--quick]``: the simulator's figures
+    on this interpreter as one JSON line (what run_bench reads from a PyPy child)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m tcpdive.tools.bench")
+    ap.add_argument("--figures", action="store_true", required=True)
+    ap.add_argument("--warm", type=int, default=0)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    tune_jit()
+    print(json.dumps(sim_figures(args.quick, args.warm)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

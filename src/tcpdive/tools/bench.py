@@ -306,21 +306,37 @@ def interpreter() -> str:
     return f"{name} (PyPy {pv.major}.{pv.minor}.{pv.micro})" if pv else name
 
 
+def _warm_up(run, rate_key: str, batches: int = 12) -> int:
+    """Run ``run()`` until a run is no more than 5 % faster than the one before (a JIT has
+    compiled what the workload takes); how many runs that took."""
+    prev = run()[rate_key]
+    for n in range(2, batches + 1):
+        rate = run()[rate_key]
+        if rate < prev * 1.05:
+            return n
+        prev = rate
+    return batches
+
+
 def sim_figures(quick: bool = False, warm: int = 0) -> dict:
     """Bulk (offload on and off) and churn figures of the simulator on this interpreter.
 
-    ``warm``: untimed lifecycles and bulk megabytes first, so that a JIT (PyPy) is measured
-    warm, as the kernel is; CPython needs none.
+    ``warm``: first run each workload untimed (churn in batches of ``warm`` lifecycles, bulk
+    8 MB at a time) until it stops getting faster, so that a JIT (PyPy) is measured warm, as the
+    kernel is; CPython needs none.
     """
     n_bulk = (8 if quick else 32) << 20
     n_churn = 300 if quick else 2000
+    warmed = {}
     if warm:
-        bench_churn(warm)
-        bench_churn(warm // 4, offload=False)
-        bench_bulk(8 << 20)
-        bench_bulk(4 << 20, offload=False)
+        warmed = {
+            "churn": warm * _warm_up(lambda: bench_churn(warm), "per_s"),
+            "churn0": warm * _warm_up(lambda: bench_churn(warm, offload=False), "per_s"),
+            "bulk_mb": 8 * _warm_up(lambda: bench_bulk(8 << 20), "segs_per_s"),
+            "bulk0_mb": 8 * _warm_up(lambda: bench_bulk(8 << 20, offload=False), "segs_per_s"),
+        }
         n_churn *= 5
-    return {"interpreter": interpreter(), "warm": warm,
+    return {"interpreter": interpreter(), "warm": warmed,
             "bulk": bench_bulk(n_bulk), "bulk0": bench_bulk(n_bulk, offload=False),
             "churn": bench_churn(n_churn), "churn0": bench_churn(n_churn, offload=False)}
 
@@ -328,7 +344,7 @@ def sim_figures(quick: bool = False, warm: int = 0) -> dict:
 def pypy_figures(pypy: str, quick: bool = False, timeout: float = 600) -> dict:
     """sim_figures() run by ``pypy`` in a child process, warmed up; tcpdive from this tree."""
     env = child_env()
-    cmd = [pypy, "-m", "tcpdive.tools.bench", "--figures", "--warm", "2000" if quick else "8000"]
+    cmd = [pypy, "-m", "tcpdive.tools.bench", "--figures", "--warm", "1000" if quick else "4000"]
     if quick:
         cmd.append("--quick")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -385,8 +401,11 @@ def run_bench(quick: bool = False, pypy: str | None = None) -> int:
         except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
             print(f"simulator on PyPy 3.11: {pypy} failed: {e}")
         else:
-            print(f"simulator on {fp['interpreter']}, JIT warmed by {fp['warm']:,} lifecycles "
-                  f"and 12 MB of bulk, --jit {JIT_PARAMS}, PYPY_GC_NURSERY={fp['gc_nursery']}:")
+            w = fp["warm"]
+            print(f"simulator on {fp['interpreter']}, --jit {JIT_PARAMS}, "
+                  f"PYPY_GC_NURSERY={fp['gc_nursery']}; JIT warmed until no faster by "
+                  f"{w['churn']:,} + {w['churn0']:,} lifecycles and {w['bulk_mb']} + "
+                  f"{w['bulk0_mb']} MB of bulk:")
             _print_sim(fp, lb, lc)
     m = bench_memory(n_mem)
     print(f"memory ({interpreter()}): {m['established']:,} idle ESTABLISHED sockets -> "

@@ -43,6 +43,7 @@ from .output import (
     tcp_current_mss,
     tcp_data_snd_check,
     tcp_fragment_rtx,
+    tcp_full_space,
     tcp_rearm_rto,
     tcp_retransmit_skb,
     tcp_send_ack,
@@ -220,10 +221,23 @@ def tcp_rcv_rtt_measure_ts(sk: TcpSock, skb: SKB) -> None:
 
 
 def tcp_init_buffer_space(sk: TcpSock) -> None:
-    """Send buffer sized for the initial cwnd, and the starting point of receive-buffer
-    autotuning (``tcp_init_buffer_space``)."""
+    """Send buffer sized for the initial cwnd, window_clamp and rcv_ssthresh bounded by the
+    receive buffer, and the starting point of receive-buffer autotuning
+    (``tcp_init_buffer_space``)."""
     if not sk.userlocks & 1:                        # SOCK_SNDBUF_LOCK
         tcp_sndbuf_expand(sk)
+    # the window clamp no larger than the buffer can offer, less tcp_app_win's share and one
+    # segment kept back; the receive slow-start threshold under the clamp
+    advmss = sk.advmss
+    maxwin = tcp_full_space(sk)
+    app_win = sk.net.sysctl.tcp_app_win
+    if sk.window_clamp >= maxwin:
+        sk.window_clamp = maxwin
+        if app_win and maxwin > 4 * advmss:
+            sk.window_clamp = max(maxwin - (maxwin >> app_win), 4 * advmss)
+    if app_win and sk.window_clamp > 2 * advmss and sk.window_clamp + advmss > maxwin:
+        sk.window_clamp = max(2 * advmss, maxwin - advmss)
+    sk.rcv_ssthresh = min(sk.rcv_ssthresh, sk.window_clamp)
     sk.rcvq_space = min(sk.rcv_ssthresh, sk.rcv_wnd, S.TCP_INIT_CWND * (sk.advmss or 536))
     sk.rcvq_space_time = sk.net.clock.now_us()
     sk.rcvq_space_seq = sk.copied_seq

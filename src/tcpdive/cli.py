@@ -208,9 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .tools.pypy import tune_jit
-
-    tune_jit()                      # on PyPy: let the kernel's long functions compile
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "fn", None):

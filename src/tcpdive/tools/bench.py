@@ -18,7 +18,7 @@ import threading
 import time
 
 from ..sim.world import World
-from .pypy import JIT_PARAMS, child_env, find_pypy, tune_jit
+from .pypy import JIT_PARAMS, child_env, find_pypy, on_pypy, tune_jit
 
 _INFO = struct.Struct("=BBBBBBBBIIIIIIIIIIIIIIIIIIIIIIIIQQQQIIIIII")
 
@@ -341,8 +341,9 @@ def sim_figures(quick: bool = False, warm: int = 0) -> dict:
                      ("bulk0", lambda: bench_bulk(n_bulk, offload=False)),
                      ("churn", lambda: bench_churn(n_churn)),
                      ("churn0", lambda: bench_churn(n_churn, offload=False))):
-        gc.collect()                  # the previous run's world is garbage: not on this clock
-        out[key] = run()
+        if not on_pypy():
+            gc.collect()              # the previous run's world is garbage: not on this clock
+        out[key] = run()              # (on PyPy a full collection drops compiled loops: no)
     return out
 
 

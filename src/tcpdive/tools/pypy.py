@@ -2,7 +2,7 @@
 
 tcpdive is plain Python 3.11 and runs unchanged on PyPy 3.11, whose JIT makes the per-packet
 paths several times faster than CPython (``tcpdive bench`` prints both). ``scripts/install-pypy``
-puts Debian's PyPy 3.11 in a private prefix on any Debian or Ubuntu machine.
+puts Debian's PyPy 3.11 in a private prefix on Debian 12 or later.
 """
 
 from __future__ import annotations

@@ -347,10 +347,13 @@ def sim_figures(quick: bool = False, warm: int = 0) -> dict:
     return out
 
 
+_PYPY_WARM = {False: 4000, True: 1000}   # lifecycles per warm-up batch, by --quick
+
+
 def pypy_figures(pypy: str, quick: bool = False, timeout: float = 600) -> dict:
     """sim_figures() run by ``pypy`` in a child process, warmed up; tcpdive from this tree."""
     env = child_env()
-    cmd = [pypy, "-m", "tcpdive.tools.bench", "--figures", "--warm", "1000" if quick else "4000"]
+    cmd = [pypy, "-m", "tcpdive.tools.bench", "--figures", "--warm", str(_PYPY_WARM[quick])]
     if quick:
         cmd.append("--quick")
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -395,6 +398,13 @@ def run_bench(quick: bool = False, pypy: str | None = None) -> int:
           f"(mss {lb['mss']}), {lb['wall_s']:.3f} s -> {lb['segs_per_s']:,.0f} segments/s, "
           f"{lb['bytes'] / lb['wall_s'] / 1e6:.0f} MB/s; churn {lc['lifecycles']} in "
           f"{lc['wall_s']:.2f} s -> {lc['per_s']:,.0f} lifecycles/s")
+    if on_pypy():                     # `tcpdive bench` itself on PyPy: warm it, no child
+        tune_jit()
+        f = sim_figures(quick, warm=_PYPY_WARM[quick])
+        print(f"simulator on {f['interpreter']}, --jit {JIT_PARAMS}, warmed:")
+        _print_sim(f, lb, lc)
+        print("memory: measured with tracemalloc, which only CPython has")
+        return 0
     f = sim_figures(quick)
     print(f"simulator on {f['interpreter']}:")
     _print_sim(f, lb, lc)

@@ -365,6 +365,12 @@ def ep_insert(ep: Eventpoll, tf: Any, fd: int, events: int, data: int) -> None:
     wq.append(epi)
     epi.whead = wq
     ep.items[(id(tf), fd)] = epi
+    _ep_queue_if_ready(ep, epi)
+
+
+def _ep_queue_if_ready(ep: Eventpoll, epi: EpItem) -> None:
+    """Poll the item now; if ready and not yet queued, put it on the ready list and wake the
+    epoll's waiters (the tail shared by ``ep_insert`` and ``ep_modify``)."""
     if ep_item_poll(epi) and not epi.ready:
         epi.ready = True
         ep.rdllist.append(epi)
@@ -378,12 +384,7 @@ def ep_modify(ep: Eventpoll, epi: EpItem, events: int, data: int) -> None:
     the item if the new mask finds it ready."""
     epi.events = events
     epi.data = data
-    if ep_item_poll(epi) and not epi.ready:
-        epi.ready = True
-        ep.rdllist.append(epi)
-        ep_wake_waiter(ep)
-        if ep.poll_wait:
-            ep_poll_safewake(ep)
+    _ep_queue_if_ready(ep, epi)
 
 
 def ep_remove(ep: Eventpoll, epi: EpItem) -> None:
